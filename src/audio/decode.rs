@@ -1,0 +1,199 @@
+//! One demuxer plus one decoder for the first audio track of a stream.
+//!
+//! [`PacketSource`] hides the symphonia 0.6 plumbing (probe, track selection, decoder
+//! creation, error classification) behind a single `next()` that either fills a buffer with
+//! interleaved `f32` samples or says why it could not. Probing, whole-file decoding and the
+//! streaming player all go through it, so they agree sample for sample.
+
+use symphonia::core::codecs::audio::well_known as codec_ids;
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::errors::Error as SymError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+
+/// Undecodable packets in a row after which a stream is considered garbage, not damaged.
+pub(crate) const MAX_CONSECUTIVE_BAD_PACKETS: u32 = 64;
+
+/// What one call to [`PacketSource::next`] produced.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// The buffer now holds this many frames of interleaved samples (possibly 0).
+    Frames(usize),
+    /// A packet of our track failed to decode and was skipped.
+    Skipped(String),
+    /// The container ended cleanly.
+    End,
+    /// The demuxer or decoder failed for good (an I/O error included).
+    Failed(SymError),
+}
+
+/// A demuxer and decoder over one audio track.
+pub(crate) struct PacketSource<'s> {
+    format: Box<dyn FormatReader + 's>,
+    decoder: Box<dyn AudioDecoder>,
+    track_id: u32,
+    codec: &'static str,
+    sample_rate: u32,
+    channels: u16,
+    duration_s: Option<f64>,
+}
+
+impl<'s> PacketSource<'s> {
+    /// Probes the container and sets up a decoder for its default audio track.
+    /// The error is a short reason, meant to go inside "not a decodable audio file (…)".
+    pub(crate) fn open(
+        mss: MediaSourceStream<'s>,
+        ext_hint: Option<&str>,
+    ) -> Result<Self, OpenError> {
+        let mut hint = Hint::new();
+        if let Some(ext) = ext_hint {
+            let ext = ext.trim_start_matches('.').to_ascii_lowercase();
+            if !ext.is_empty() {
+                hint.with_extension(&ext);
+            }
+        }
+        let format = symphonia::default::get_probe()
+            .probe(
+                &hint,
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
+            .map_err(OpenError::Probe)?;
+        let track = format
+            .default_track(TrackType::Audio)
+            .ok_or(OpenError::Reason("no audio track"))?;
+        let params = track
+            .codec_params
+            .as_ref()
+            .and_then(|p| p.audio())
+            .ok_or(OpenError::Reason("no audio track"))?;
+        let decoder = symphonia::default::get_codecs()
+            .make_audio_decoder(params, &AudioDecoderOptions::default())
+            .map_err(|_| OpenError::Reason("unsupported codec"))?;
+        let sample_rate = params.sample_rate.unwrap_or(0);
+        let channels = params
+            .channels
+            .as_ref()
+            .map(|c| u16::try_from(c.count()).unwrap_or(0))
+            .unwrap_or(0);
+        let duration_s = match (track.num_frames, sample_rate) {
+            (Some(n), r) if r > 0 && n > 0 => Some(n as f64 / f64::from(r)),
+            _ => match (track.duration, track.time_base) {
+                (Some(d), Some(tb)) if d.get() > 0 => tb.calc_duration(d).map(|t| t.as_secs_f64()),
+                _ => None,
+            },
+        };
+        Ok(PacketSource {
+            codec: codec_name(params.codec),
+            track_id: track.id,
+            format,
+            decoder,
+            sample_rate,
+            channels,
+            duration_s,
+        })
+    }
+
+    /// Short codec name: "mp3", "flac", "vorbis", "wav", "aac", …
+    pub(crate) fn codec(&self) -> &'static str {
+        self.codec
+    }
+
+    /// Sample rate; 0 until known (some containers only say after the first packet).
+    pub(crate) fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Channel count; 0 until known.
+    pub(crate) fn channels(&self) -> u16 {
+        self.channels
+    }
+
+    /// The duration the container declares, if it does.
+    pub(crate) fn declared_duration_s(&self) -> Option<f64> {
+        self.duration_s
+    }
+
+    /// Reads and decodes the next packet of our track into `out` (interleaved, resized to fit).
+    pub(crate) fn next(&mut self, out: &mut Vec<f32>) -> Step {
+        loop {
+            let packet = match self.format.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => return Step::End,
+                // A new chained stream (e.g. chained Ogg): we play the first one only.
+                Err(SymError::ResetRequired) => return Step::End,
+                Err(e) => return Step::Failed(e),
+            };
+            if packet.track_id != self.track_id {
+                continue;
+            }
+            return match self.decoder.decode(&packet) {
+                Ok(buf) => {
+                    let spec = buf.spec();
+                    if spec.rate() > 0 {
+                        self.sample_rate = spec.rate();
+                    }
+                    let ch = u16::try_from(spec.channels().count()).unwrap_or(0);
+                    if ch > 0 {
+                        self.channels = ch;
+                    }
+                    buf.copy_to_vec_interleaved(out);
+                    Step::Frames(buf.frames())
+                }
+                Err(SymError::DecodeError(msg)) => Step::Skipped(msg.to_string()),
+                Err(SymError::IoError(e)) => Step::Skipped(e.to_string()),
+                Err(e) => Step::Failed(e),
+            };
+        }
+    }
+}
+
+/// Why a stream could not be opened.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// symphonia found no format it knows (or the source failed while probing).
+    Probe(SymError),
+    /// A format was found but it holds nothing we can decode.
+    Reason(&'static str),
+}
+
+impl OpenError {
+    /// The reason in a few words, for "not a decodable audio file (…)".
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            OpenError::Probe(SymError::IoError(e))
+                if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                "unrecognized format".to_string()
+            }
+            OpenError::Probe(SymError::Unsupported(_)) => "unrecognized format".to_string(),
+            OpenError::Probe(e) => e.to_string(),
+            OpenError::Reason(r) => (*r).to_string(),
+        }
+    }
+}
+
+/// Maps a symphonia codec id to the short name MEFF shows and stores.
+pub(crate) fn codec_name(id: symphonia::core::codecs::audio::AudioCodecId) -> &'static str {
+    use codec_ids::*;
+    match id {
+        CODEC_ID_MP3 => "mp3",
+        CODEC_ID_MP2 => "mp2",
+        CODEC_ID_MP1 => "mp1",
+        CODEC_ID_FLAC => "flac",
+        CODEC_ID_VORBIS => "vorbis",
+        CODEC_ID_AAC => "aac",
+        CODEC_ID_ALAC => "alac",
+        CODEC_ID_OPUS => "opus",
+        _ if is_pcm_like(id) => "wav",
+        _ => "unknown",
+    }
+}
+
+/// PCM and ADPCM codec ids (what WAV files carry) form one contiguous block.
+fn is_pcm_like(id: symphonia::core::codecs::audio::AudioCodecId) -> bool {
+    (codec_ids::CODEC_ID_PCM_S32LE..=codec_ids::CODEC_ID_ADPCM_IMA_QT).contains(&id)
+}

@@ -1,0 +1,34 @@
+//! Audio: probing and decoding (symphonia), resampling (rubato), a lock-free ring (rtrb)
+//! and three outputs (cpal device, real-time null clock, WAV file).
+//!
+//! ```text
+//! bytes (blocking Read) → decode thread: demux + decode → channel map → resample (device)
+//!   → rtrb ring (~1 s) → output: cpal callback | null clock | wav writer
+//! ```
+//! Nothing here buffers a whole track: memory is flat for any length.
+//!
+//! Files: `probe` (TrackInfo, probe_bytes/probe_file, decode_all), `decode` (one demuxer and
+//! decoder), `feed` (the decode thread), `resample`, `player` (play_from_reader and stats),
+//! `null_out`, `wav_out`, `device_out`, `control` (pause/resume/stop, now playing),
+//! `output` (OutputKind), `shared` (atomics shared by the threads).
+
+mod control;
+mod decode;
+mod device_out;
+mod feed;
+mod null_out;
+mod output;
+mod player;
+mod probe;
+mod resample;
+mod shared;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_play;
+mod wav_out;
+
+pub use control::{NowPlaying, PlaybackControl};
+pub use output::OutputKind;
+pub use player::{PlaybackStats, play_from_reader};
+pub use probe::{TrackInfo, decode_all, probe_bytes, probe_file};

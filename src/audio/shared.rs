@@ -1,0 +1,106 @@
+//! State shared between the decode thread, the output and the caller of `play_from_reader`.
+//! The hot path touches only atomics; the mutexes hold end-of-playback messages.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::control::PlaybackControl;
+
+/// What every output needs besides its ring.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub dec: &'a DecodeState,
+    pub out: &'a OutputState,
+    pub control: &'a PlaybackControl,
+    /// The command's start, for time-to-first-audio.
+    pub start: Instant,
+}
+
+/// Decoder side: written by the decode thread.
+#[derive(Default)]
+pub(crate) struct DecodeState {
+    /// Set (Release) once every sample has been pushed into the ring.
+    pub done: AtomicBool,
+    /// Set by the player when playback ends early (stop, output failure): the decoder quits.
+    pub abort: AtomicBool,
+    pub skipped_packets: AtomicU64,
+    /// Why the track ended before its end, set before `done`.
+    pub ended_early: Mutex<Option<String>>,
+    /// The first error the byte source returned.
+    pub source_error: Mutex<Option<String>>,
+}
+
+impl DecodeState {
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_ended_early(&self, why: String) {
+        if let Ok(mut slot) = self.ended_early.lock()
+            && slot.is_none()
+        {
+            *slot = Some(why);
+        }
+    }
+
+    pub(crate) fn ended_early(&self) -> Option<String> {
+        self.ended_early.lock().ok().and_then(|s| s.clone())
+    }
+
+    pub(crate) fn source_error(&self) -> Option<String> {
+        self.source_error.lock().ok().and_then(|s| s.clone())
+    }
+}
+
+/// Output side: written by the output (null clock, wav writer or device callback).
+#[derive(Default)]
+pub(crate) struct OutputState {
+    /// Nanoseconds from `start` to the first sample handed over, plus one (0 = not yet).
+    pub first_sample_ns: AtomicU64,
+    pub frames: AtomicU64,
+    pub underruns: AtomicU64,
+    pub underrun_us: AtomicU64,
+    /// The ring was found empty after the decoder finished.
+    pub drained: AtomicBool,
+    /// Set by a device error callback.
+    pub failure: Mutex<Option<String>>,
+}
+
+impl OutputState {
+    /// Records the time of the first sample handed to the output (first call wins).
+    pub(crate) fn mark_first_sample(&self, start: Instant) {
+        if self.first_sample_ns.load(Ordering::Relaxed) == 0 {
+            let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+            let _ = self.first_sample_ns.compare_exchange(
+                0,
+                ns.saturating_add(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    pub(crate) fn ttfa_ms(&self) -> f64 {
+        match self.first_sample_ns.load(Ordering::Relaxed) {
+            0 => 0.0,
+            n => (n - 1) as f64 / 1e6,
+        }
+    }
+
+    pub(crate) fn fail(&self, why: String) {
+        if let Ok(mut slot) = self.failure.lock()
+            && slot.is_none()
+        {
+            *slot = Some(why);
+        }
+    }
+
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|s| s.clone())
+    }
+}

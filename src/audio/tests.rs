@@ -1,0 +1,214 @@
+//! Probing, decoding, resampling and parsing tests (playback tests are in `tests_play`).
+
+use std::path::PathBuf;
+
+use super::resample::{StreamResampler, map_channels};
+use super::*;
+
+/// A fixture path: this crate's tests/fixtures, or the main repo's when built elsewhere.
+pub(super) fn fixture_path(name: &str) -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    if here.exists() {
+        return here;
+    }
+    PathBuf::from("/work/main/tests/fixtures").join(name)
+}
+
+pub(super) fn fixture(name: &str) -> Vec<u8> {
+    let path = fixture_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// (file, codec, channels)
+pub(super) const FIXTURES: [(&str, &str, u16); 5] = [
+    ("tone.wav", "wav", 1),
+    ("tone.flac", "flac", 1),
+    ("tone.mp3", "mp3", 2),
+    ("tone.ogg", "vorbis", 2),
+    ("tone.m4a", "aac", 2),
+];
+
+pub(super) fn ext(name: &str) -> Option<&str> {
+    name.rsplit_once('.').map(|(_, e)| e)
+}
+
+#[test]
+fn probes_every_fixture() {
+    for (name, codec, channels) in FIXTURES {
+        let info = probe_bytes(&fixture(name), ext(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(info.codec, codec, "{name}");
+        assert_eq!(info.sample_rate, 44100, "{name}");
+        assert_eq!(info.channels, channels, "{name}");
+        assert!(
+            (info.duration_s - 2.0).abs() < 0.1,
+            "{name}: duration {}",
+            info.duration_s
+        );
+        // Content decides, not the hint.
+        let unhinted = probe_bytes(&fixture(name), None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(unhinted.codec, codec);
+        let from_file = probe_file(&fixture_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(from_file, info);
+    }
+}
+
+#[test]
+fn probes_the_demo_track() {
+    let demo = fixture_path("../../assets/demo.ogg");
+    let info = probe_file(&demo).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (info.codec.as_str(), info.sample_rate, info.channels),
+        ("vorbis", 44_100, 2)
+    );
+    assert!((info.duration_s - 20.0).abs() < 0.5, "{info:?}");
+}
+
+#[test]
+fn refuses_empty_text_and_random_bytes() {
+    let err = probe_bytes(&[], Some("mp3")).unwrap_err().to_string();
+    assert_eq!(err, "file is empty");
+    let err = probe_bytes(&fixture("not-audio.txt"), Some("txt"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("not a decodable audio file ("), "{err}");
+    let err = probe_bytes(&fixture("not-audio.txt"), Some("mp3"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("not a decodable audio file ("), "{err}");
+    let err = probe_file(&fixture_path("not-audio.txt"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not-audio.txt: not a decodable audio file"),
+        "{err}"
+    );
+    let err = probe_file(&fixture_path("does-not-exist.mp3"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("cannot read"), "{err}");
+
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for size in [1usize, 16, 1000, 4096, 65_536, 300_000] {
+        for hint in [None, Some("mp3"), Some("aac"), Some("wav")] {
+            let bytes: Vec<u8> = (0..size)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 24) as u8
+                })
+                .collect();
+            let res = probe_bytes(&bytes, hint);
+            assert!(
+                res.is_err(),
+                "random {size} bytes ({hint:?}) accepted: {res:?}"
+            );
+            assert!(decode_all(&bytes, hint).is_err() || size > 0);
+        }
+    }
+}
+
+#[test]
+fn refuses_an_mp4_that_cannot_stream() {
+    let err = probe_bytes(&fixture("tone-moov-at-end.m4a"), Some("m4a"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("not streamable: the MP4 index"), "{err}");
+}
+
+#[test]
+fn refuses_a_truncated_header() {
+    for (name, _, _) in FIXTURES {
+        let data = fixture(name);
+        let res = probe_bytes(&data[..12.min(data.len())], ext(name));
+        assert!(res.is_err(), "{name}: 12 bytes accepted: {res:?}");
+    }
+}
+
+#[test]
+fn decode_all_gives_the_expected_frame_count() {
+    for (name, _, channels) in FIXTURES {
+        let (rate, ch, pcm) =
+            decode_all(&fixture(name), ext(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(rate, 44100, "{name}");
+        assert_eq!(ch, channels, "{name}");
+        assert_eq!(pcm.len() % usize::from(ch), 0);
+        let frames = pcm.len() / usize::from(ch);
+        assert!(
+            (frames as i64 - 88_200).abs() < 3_000,
+            "{name}: {frames} frames"
+        );
+        let peak = pcm.iter().fold(0f32, |m, s| m.max(s.abs()));
+        assert!(peak > 0.05 && peak <= 1.0, "{name}: peak {peak}");
+    }
+    assert!(decode_all(&[], None).is_err());
+}
+
+#[test]
+fn maps_channels() {
+    let mut out = Vec::new();
+    map_channels(&[0.1, 0.2], 1, 2, &mut out);
+    assert_eq!(out, [0.1, 0.1, 0.2, 0.2]);
+    map_channels(&[0.2, 0.4, 0.6, 0.8], 2, 1, &mut out);
+    assert!((out[0] - 0.3).abs() < 1e-6 && (out[1] - 0.7).abs() < 1e-6);
+    map_channels(&[1.0, 2.0], 2, 4, &mut out);
+    assert_eq!(out, [1.0, 2.0, 0.0, 0.0]);
+}
+
+#[test]
+fn resampler_keeps_length_and_pitch() {
+    let (in_rate, out_rate) = (44_100u32, 48_000u32);
+    let sine: Vec<f32> = (0..in_rate)
+        .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / in_rate as f32).sin() * 0.5)
+        .collect();
+    let mut r = StreamResampler::new(in_rate, out_rate, 1).unwrap();
+    let mut out = Vec::new();
+    // Odd-sized pieces, as packets come.
+    for piece in sine.chunks(1153) {
+        out.extend_from_slice(r.process(piece).unwrap());
+    }
+    out.extend_from_slice(r.flush().unwrap());
+    assert_eq!(out.len(), out_rate as usize);
+    let crossings = out.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+    assert!(
+        (435..=445).contains(&crossings),
+        "{crossings} rising zero crossings"
+    );
+    let peak = out[1000..47_000].iter().fold(0f32, |m, s| m.max(s.abs()));
+    assert!((peak - 0.5).abs() < 0.05, "peak {peak}");
+}
+
+#[test]
+fn parses_output_kinds() {
+    assert_eq!("device".parse::<OutputKind>().unwrap(), OutputKind::Device);
+    assert_eq!("null".parse::<OutputKind>().unwrap(), OutputKind::Null);
+    assert_eq!(
+        "wav:/tmp/x y.wav".parse::<OutputKind>().unwrap(),
+        OutputKind::Wav("/tmp/x y.wav".into())
+    );
+    assert!("wav:".parse::<OutputKind>().is_err());
+    assert!("speaker".parse::<OutputKind>().is_err());
+    assert_eq!(OutputKind::Wav("a.wav".into()).to_string(), "wav:a.wav");
+}
+
+#[test]
+fn control_is_shared_between_clones() {
+    let c = PlaybackControl::default();
+    let d = c.clone();
+    assert!(!d.is_paused());
+    c.pause();
+    assert!(d.is_paused());
+    c.resume();
+    assert!(!d.is_paused());
+    c.set_track(48_000, 3.0);
+    c.set_progress(24_000, 0.5);
+    let s = d.status();
+    assert_eq!(
+        (s.elapsed_s, s.duration_s, s.buffer_fill, s.sample_rate),
+        (0.5, 3.0, 0.5, 48_000)
+    );
+    d.stop();
+    assert!(c.is_stopped());
+}

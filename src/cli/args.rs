@@ -1,0 +1,267 @@
+//! Command-line grammar: the two ways to start a peer and the commands that talk to one.
+
+use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "meff",
+    version,
+    about = "Music Entertainment For Friends: a peer-to-peer replicated music store",
+    override_usage = "meff [OPTIONS] NAME PORT [PEER]\n       meff [OPTIONS] <COMMAND>",
+    after_help = "Start a peer with `meff NAME PORT [PEER]` (opens the shell) or `meff up --name NAME --port PORT [--join PEER]`.\nOther commands talk to the running peer of --data-dir."
+)]
+pub struct Cli {
+    /// Data dir of the peer (identity, database, blobs, control socket).
+    #[arg(long, global = true, env = "MEFF_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub cmd: TopCmd,
+}
+
+/// Options that take a value, so the argument after them is not a command word.
+const VALUE_OPTIONS: [&str; 6] = [
+    "--data-dir",
+    "--network-key",
+    "--replicas",
+    "--capacity",
+    "--repair-after",
+    "--bind",
+];
+
+/// The original form `meff NAME PORT [PEER]` has no command word: insert the hidden `start`
+/// so clap sees one grammar.
+pub fn normalize_args(args: Vec<String>) -> Vec<String> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let mut i = 1;
+    while i < args.len() {
+        let a = &args[i];
+        if VALUE_OPTIONS.contains(&a.as_str()) {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        let known = a == "help"
+            || cmd
+                .get_subcommands()
+                .any(|s| s.get_name() == a || s.get_all_aliases().any(|x| x == a));
+        let mut out = args.clone();
+        if !known {
+            out.insert(1, "start".to_string());
+        }
+        return out;
+    }
+    args
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PeerOpts {
+    /// Network key (64 hex characters) when joining through host:port.
+    #[arg(long, env = "MEFF_NETWORK_KEY", hide_env_values = true)]
+    pub network_key: Option<String>,
+    /// Copies each track gets (or every peer where fewer).
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// Storage this peer offers, e.g. 10G, 500M.
+    #[arg(long, default_value = "10G")]
+    pub capacity: String,
+    /// How long a holder may be unreachable before its tracks are copied elsewhere (2s, 5m, 1h).
+    #[arg(long, default_value = "10m")]
+    pub repair_after: String,
+    /// Address to bind (all interfaces by default).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: std::net::IpAddr,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopCmd {
+    /// The original form: meff NAME PORT [PEER], with the shell.
+    #[command(hide = true)]
+    Start {
+        /// Peer name.
+        name: String,
+        /// UDP port to listen on (0 picks a free one).
+        port: u16,
+        /// Invite ticket (meff1…) or host:port of a member to join through.
+        peer: Option<String>,
+        #[command(flatten)]
+        opts: PeerOpts,
+    },
+    /// Run a peer without the shell until `meff down`, SIGINT or SIGTERM.
+    Up {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Invite ticket or host:port to join through.
+        #[arg(long)]
+        join: Option<String>,
+        #[command(flatten)]
+        opts: PeerOpts,
+    },
+    /// A self-contained demo: a few peers on loopback, an embedded track pushed and streamed.
+    Demo {
+        /// Where the demo plays: device, null or wav:PATH (device when a sound card works).
+        #[arg(long)]
+        output: Option<String>,
+    },
+    #[command(flatten)]
+    Peer(PeerCmd),
+}
+
+/// Commands run by a running peer: typed in its shell or sent over its control socket.
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
+pub enum PeerCmd {
+    /// This peer: id, name, addresses, stored bytes, and every known peer.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Known peers with their state, rtt and path.
+    Peers,
+    /// Print the invite ticket for this network.
+    Invite {
+        /// Also print the network key (for joining by host:port).
+        #[arg(long)]
+        show_key: bool,
+    },
+    /// Store FILE under NAME on R peers.
+    Push { name: String, file: PathBuf },
+    /// Download NAME to PATH (default ./NAME.<ext>).
+    Get {
+        name: String,
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Fetch NAME into memory, then play it.
+    Play {
+        name: String,
+        #[arg(long, default_value = "device")]
+        output: String,
+    },
+    /// Play NAME while its bytes arrive; nothing touches disk.
+    Stream {
+        name: String,
+        /// device, null or wav:PATH
+        #[arg(long, default_value = "device")]
+        output: String,
+        /// Print playback statistics when done (json).
+        #[arg(long)]
+        stats: Option<String>,
+    },
+    /// Pause playback.
+    Pause,
+    /// Resume playback.
+    Resume,
+    /// Stop playback.
+    Stop,
+    /// Delete NAME network-wide.
+    Remove { name: String },
+    /// Every track in the network.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Leave gracefully and stop the peer.
+    #[command(alias = "exit")]
+    Down,
+}
+
+/// Parses one shell line (`push song a.mp3`) with the same grammar as the subcommands.
+#[derive(Parser, Debug)]
+#[command(name = "", no_binary_name = true, disable_version_flag = true)]
+pub struct ShellLine {
+    #[command(subcommand)]
+    pub cmd: PeerCmd,
+}
+
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration '{s}' (use e.g. 2s, 5m, 1h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(format!("invalid duration unit in '{s}' (use ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration '{s}'"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size '{s}' (use e.g. 500M, 10G)"))?;
+    let mult = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 1u64,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(format!("invalid size unit in '{s}'")),
+    };
+    let v = n * mult as f64;
+    if !v.is_finite() || v < 1.0 {
+        return Err(format!("invalid size '{s}'"));
+    }
+    Ok(v as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert_eq!(parse_size("10G"), Ok(10 << 30));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn shell_lines_parse() {
+        let l = ShellLine::try_parse_from(["status", "--json"]).unwrap();
+        assert!(matches!(l.cmd, PeerCmd::Status { json: true }));
+        let l = ShellLine::try_parse_from(["exit"]).unwrap();
+        assert!(matches!(l.cmd, PeerCmd::Down));
+        assert!(ShellLine::try_parse_from(["frobnicate"]).is_err());
+    }
+}

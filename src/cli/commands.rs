@@ -1,0 +1,161 @@
+//! Runs one peer command against a node. The same code serves the shell and the control
+//! socket; output goes through `Output` so each front end prints it its own way.
+
+use super::args::PeerCmd;
+use crate::node::Node;
+use crate::node::status::Status;
+use std::path::Path;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum Line {
+    Out(String),
+    Err(String),
+    /// Progress of a long command: done, total bytes (a terminal shows a bar).
+    Progress(u64, u64),
+    Exit(i32),
+}
+
+#[derive(Clone)]
+pub struct Output {
+    tx: mpsc::UnboundedSender<Line>,
+}
+
+impl Output {
+    pub fn new() -> (Output, mpsc::UnboundedReceiver<Line>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Output { tx }, rx)
+    }
+    pub fn out(&self, s: impl Into<String>) {
+        let _ = self.tx.send(Line::Out(s.into()));
+    }
+    pub fn err(&self, s: impl Into<String>) {
+        let _ = self.tx.send(Line::Err(s.into()));
+    }
+    pub fn progress(&self, done: u64, total: u64) {
+        let _ = self.tx.send(Line::Progress(done, total));
+    }
+}
+
+/// A failed command: its message becomes the one `error: …` line.
+pub struct CmdError(pub String);
+
+impl<E: std::fmt::Display> From<E> for CmdError {
+    fn from(e: E) -> Self {
+        CmdError(format!("{e:#}"))
+    }
+}
+
+pub const HELP: &str = "commands:
+  status [--json]                 this peer and every known peer
+  peers                           known peers: state, rtt, path
+  invite [--show-key]             the invite ticket for this network
+  push NAME FILE                  store an audio file under NAME on R peers
+  get NAME [-o PATH]              download NAME (default ./NAME.<ext>)
+  play NAME                       fetch into memory, then play
+  stream NAME [--output device|null|wav:PATH] [--stats json]
+                                  play while the bytes arrive (never touches disk)
+  pause | resume | stop           control playback
+  remove NAME                     delete NAME network-wide
+  ls [--json]                     every track in the network
+  help                            this text
+  down | exit                     leave gracefully and stop";
+
+/// Runs `cmd`; returns the exit status (0 done, 1 failed). `Down` is the caller's to handle.
+pub async fn execute(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> i32 {
+    match run(node, cmd, cwd, out).await {
+        Ok(()) => 0,
+        Err(CmdError(msg)) => {
+            out.err(format!("error: {msg}"));
+            1
+        }
+    }
+}
+
+async fn run(node: &Node, cmd: PeerCmd, _cwd: &Path, out: &Output) -> Result<(), CmdError> {
+    match cmd {
+        PeerCmd::Status { json } => {
+            let s = node.status();
+            if json {
+                out.out(serde_json::to_string(&s)?);
+            } else {
+                print_status(&s, out);
+            }
+        }
+        PeerCmd::Peers => {
+            let s = node.status();
+            if s.peers.is_empty() {
+                out.out("no other peers yet; share `invite` with a friend");
+            }
+            for line in peer_lines(&s) {
+                out.out(line);
+            }
+        }
+        PeerCmd::Invite { show_key } => {
+            out.out(format!("invite: {}", node.ticket().encode()));
+            if show_key {
+                out.out(format!("network key: {}", node.network_key_hex()));
+            }
+        }
+        PeerCmd::Down => {}
+        PeerCmd::Push { .. }
+        | PeerCmd::Get { .. }
+        | PeerCmd::Play { .. }
+        | PeerCmd::Stream { .. }
+        | PeerCmd::Pause
+        | PeerCmd::Resume
+        | PeerCmd::Stop
+        | PeerCmd::Remove { .. }
+        | PeerCmd::Ls { .. } => {
+            return Err(CmdError("this command is not available yet".into()));
+        }
+    }
+    Ok(())
+}
+
+fn print_status(s: &Status, out: &Output) {
+    out.out(format!("id:     {}", s.id));
+    out.out(format!("name:   {}", s.name));
+    out.out(format!("addrs:  {}", s.addrs.join(", ")));
+    out.out(format!("stored: {}", human_bytes(s.stored_bytes)));
+    out.out(format!("peers:  {}", s.peers.len()));
+    for line in peer_lines(s) {
+        out.out(format!("  {line}"));
+    }
+}
+
+fn peer_lines(s: &Status) -> Vec<String> {
+    s.peers
+        .iter()
+        .map(|p| {
+            let rtt = p
+                .rtt_ms
+                .map(|r| format!("{r:.1} ms"))
+                .unwrap_or_else(|| "-".into());
+            format!(
+                "{:<16} {}  {:<7} rtt {:>8}  {:<7} {}",
+                p.name,
+                &p.id[..8],
+                p.state,
+                rtt,
+                p.path,
+                p.addr.as_deref().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,81 @@
+//! The interactive shell. Reads commands line by line, from a terminal or a script.
+
+use super::args::{PeerCmd, ShellLine};
+use super::commands::{self, HELP, Line, Output};
+use super::progress::Progress;
+use crate::node::Node;
+use clap::Parser;
+use std::io::{IsTerminal, Write};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Runs until `down`/`exit`, end of input, or the node stopping; leaves gracefully.
+pub async fn run(node: Node) {
+    let interactive = std::io::stdin().is_terminal();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        if interactive {
+            print!("meff> ");
+            let _ = std::io::stdout().flush();
+        }
+        let line = tokio::select! {
+            _ = node.stopped() => return,
+            l = lines.next_line() => l,
+        };
+        let line = match line {
+            Ok(Some(l)) => l,
+            _ => break,
+        };
+        let words = match shell_words::split(&line) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("error: {e}");
+                continue;
+            }
+        };
+        if words.is_empty() {
+            continue;
+        }
+        if words[0] == "help" || words[0] == "?" {
+            println!("{HELP}");
+            continue;
+        }
+        let cmd = match ShellLine::try_parse_from(&words) {
+            Ok(l) => l.cmd,
+            Err(e) => {
+                let text = e.to_string();
+                eprintln!("{}", text.trim_end());
+                continue;
+            }
+        };
+        if matches!(cmd, PeerCmd::Down) {
+            break;
+        }
+        run_one(&node, cmd, &cwd).await;
+    }
+    node.leave().await;
+}
+
+async fn run_one(node: &Node, cmd: PeerCmd, cwd: &std::path::Path) {
+    let (out, mut rx) = Output::new();
+    let n = node.clone();
+    let cwd = cwd.to_path_buf();
+    let task = tokio::spawn(async move { commands::execute(&n, cmd, &cwd, &out).await });
+    let mut progress = Progress::default();
+    while let Some(l) = rx.recv().await {
+        match l {
+            Line::Out(s) => {
+                progress.clear();
+                println!("{s}");
+            }
+            Line::Err(s) => {
+                progress.clear();
+                eprintln!("{s}");
+            }
+            Line::Progress(d, t) => progress.update(d, t),
+            Line::Exit(_) => {}
+        }
+    }
+    progress.clear();
+    let _ = task.await;
+}

@@ -1,0 +1,6 @@
+//! Decision logic of the mesh: who is a member, who is alive, who should hold what. Pure
+//! functions and state machines; the node drives them with events and the clock.
+
+pub mod liveness;
+pub mod membership;
+pub mod placement;

@@ -1,0 +1,133 @@
+//! Wire frames: `[kind: u8][len: u32 BE][postcard body]`. The kind comes first so a frame larger
+//! than its kind allows is refused from its 5-byte header, before any of it is buffered.
+
+use super::msg::Msg;
+use thiserror::Error;
+
+pub const HEADER_LEN: usize = 5;
+
+#[derive(Debug, Error)]
+pub enum FrameError {
+    #[error("stream closed")]
+    Closed,
+    #[error("stream error: {0}")]
+    Io(String),
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    #[error("frame of kind {kind} is {len} bytes, over its limit of {max}")]
+    TooLarge { kind: u8, len: usize, max: usize },
+    #[error("undecodable frame of kind {0}")]
+    Decode(u8),
+    #[error("frame header says kind {header} but body is kind {body}")]
+    KindMismatch { header: u8, body: u8 },
+    #[error("unexpected frame {got} (wanted {wanted})")]
+    Unexpected {
+        got: &'static str,
+        wanted: &'static str,
+    },
+}
+
+pub fn encode(msg: &Msg) -> Vec<u8> {
+    let body = postcard::to_allocvec(msg).unwrap_or_default();
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.push(msg.kind());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Checks a header against the per-kind limits; returns (kind, body length).
+pub fn decode_header(h: &[u8; HEADER_LEN]) -> Result<(u8, usize), FrameError> {
+    let kind = h[0];
+    let len = u32::from_be_bytes([h[1], h[2], h[3], h[4]]) as usize;
+    let max = Msg::max_len(kind).ok_or(FrameError::UnknownKind(kind))?;
+    if len > max {
+        return Err(FrameError::TooLarge { kind, len, max });
+    }
+    Ok((kind, len))
+}
+
+pub fn decode_body(kind: u8, body: &[u8]) -> Result<Msg, FrameError> {
+    let msg: Msg = postcard::from_bytes(body).map_err(|_| FrameError::Decode(kind))?;
+    if msg.kind() != kind {
+        return Err(FrameError::KindMismatch {
+            header: kind,
+            body: msg.kind(),
+        });
+    }
+    Ok(msg)
+}
+
+pub async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Msg, FrameError> {
+    let mut header = [0u8; HEADER_LEN];
+    match recv.read_exact(&mut header).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Err(FrameError::Closed),
+        Err(e) => return Err(FrameError::Io(e.to_string())),
+    }
+    let (kind, len) = decode_header(&header)?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|e| FrameError::Io(e.to_string()))?;
+    decode_body(kind, &body)
+}
+
+pub async fn write_frame(send: &mut quinn::SendStream, msg: &Msg) -> Result<(), FrameError> {
+    send.write_all(&encode(msg))
+        .await
+        .map_err(|e| FrameError::Io(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::msg::Heartbeat;
+
+    #[test]
+    fn roundtrip() {
+        let m = Msg::Heartbeat(Heartbeat {
+            seq: 7,
+            rtt_us: 300,
+        });
+        let bytes = encode(&m);
+        let header: [u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().unwrap();
+        let (kind, len) = decode_header(&header).unwrap();
+        assert_eq!(len, bytes.len() - HEADER_LEN);
+        let back = decode_body(kind, &bytes[HEADER_LEN..]).unwrap();
+        assert_eq!(back.kind(), m.kind());
+    }
+
+    #[test]
+    fn oversized_refused_from_header() {
+        let m = Msg::Heartbeat(Heartbeat { seq: 1, rtt_us: 1 });
+        let kind = m.kind();
+        let max = Msg::max_len(kind).unwrap();
+        let mut h = [kind, 0, 0, 0, 0];
+        h[1..].copy_from_slice(&((max + 1) as u32).to_be_bytes());
+        assert!(matches!(
+            decode_header(&h),
+            Err(FrameError::TooLarge { .. })
+        ));
+        h[1..].copy_from_slice(&(max as u32).to_be_bytes());
+        assert!(decode_header(&h).is_ok());
+    }
+
+    #[test]
+    fn unknown_kind_and_garbage_refused() {
+        assert!(matches!(
+            decode_header(&[250, 0, 0, 0, 1]),
+            Err(FrameError::UnknownKind(250))
+        ));
+        let hb = Msg::Heartbeat(Heartbeat { seq: 1, rtt_us: 1 });
+        assert!(decode_body(hb.kind(), &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn kind_mismatch_refused() {
+        let m = Msg::Heartbeat(Heartbeat { seq: 1, rtt_us: 1 });
+        let bytes = encode(&m);
+        let other = Msg::Leave { incarnation: 1 }.kind();
+        assert!(decode_body(other, &bytes[HEADER_LEN..]).is_err());
+    }
+}

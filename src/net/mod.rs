@@ -1,0 +1,9 @@
+//! Sockets and bytes on the wire: QUIC endpoint configuration, identities, the network-key proof,
+//! tickets and frames.
+
+pub mod auth;
+pub mod frame;
+pub mod identity;
+pub mod msg;
+pub mod ticket;
+pub mod tls;

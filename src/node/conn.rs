@@ -1,0 +1,512 @@
+//! Connections: dialing, accepting, the hello/proof handshake, keeping one connection per pair,
+//! and the per-connection tasks (control reader and writer, heartbeats, stream dispatch).
+
+use super::{Node, PeerLink, close_code};
+use crate::id::PeerId;
+use crate::mesh::membership::MemberRecord;
+use crate::net::auth::{self, Role};
+use crate::net::frame::{self, FrameError};
+use crate::net::msg::{Heartbeat, Hello, HelloAck, Msg, PROTOCOL_VERSION};
+use crate::net::tls;
+use anyhow::{Result, anyhow, bail};
+use futures_util::FutureExt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+fn closed_reason(e: &quinn::ConnectionError) -> String {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            String::from_utf8_lossy(&c.reason).into_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
+impl Node {
+    /// Dial every address at once and keep the first that completes the handshake.
+    pub(crate) async fn dial(
+        &self,
+        addrs: Vec<SocketAddr>,
+        expected: Option<PeerId>,
+    ) -> Result<PeerId> {
+        if addrs.is_empty() {
+            bail!("no address to dial");
+        }
+        let attempts = addrs
+            .into_iter()
+            .map(|a| self.dial_one(a, expected).boxed());
+        match futures_util::future::select_ok(attempts).await {
+            Ok((id, _)) => Ok(id),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn dial_one(&self, addr: SocketAddr, expected: Option<PeerId>) -> Result<PeerId> {
+        let inner = &self.inner;
+        let cfg = tls::client_config(&inner.identity, expected)?;
+        let connecting = inner
+            .endpoint
+            .connect_with(cfg, addr, tls::SERVER_NAME)
+            .map_err(|e| anyhow!("cannot dial {addr}: {e}"))?;
+        let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
+            .await
+            .map_err(|_| anyhow!("no answer from {addr} within {HANDSHAKE_TIMEOUT:?}"))?
+            .map_err(|e| anyhow!("cannot connect to {addr}: {e}"))?;
+        let peer =
+            tls::remote_peer_id(&conn).ok_or_else(|| anyhow!("peer at {addr} has no identity"))?;
+        if peer == self.id() {
+            conn.close(0u32.into(), b"self");
+            bail!("{addr} is this peer itself");
+        }
+        let result =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, self.dialer_handshake(&conn, addr)).await;
+        let (ack, send, recv) = match result {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                if let Some(reason) = conn.close_reason() {
+                    bail!("{addr} refused us: {}", closed_reason(&reason));
+                }
+                conn.close(close_code::PROTOCOL.into(), b"handshake failed");
+                return Err(e);
+            }
+            Err(_) => {
+                conn.close(close_code::PROTOCOL.into(), b"handshake timeout");
+                bail!("handshake with {addr} timed out");
+            }
+        };
+        let peer_rec = ack.table.iter().find(|r| r.id == peer).cloned();
+        let incarnation = peer_rec.as_ref().map(|r| r.incarnation).unwrap_or(0);
+        self.note_observed(ack.observed);
+        self.merge_members(ack.table, Some(peer));
+        let Some(rx) = self.register(peer, conn.clone(), self.id(), incarnation) else {
+            conn.close(close_code::DUPLICATE.into(), b"duplicate connection");
+            return Ok(peer);
+        };
+        // The dialer opens the heartbeat stream; both sides beat on it.
+        match conn.open_bi().await {
+            Ok((s, r)) => {
+                let node = self.clone();
+                let c = conn.clone();
+                tokio::spawn(async move { node.run_heartbeats(peer, c, s, r, None).await });
+            }
+            Err(e) => {
+                conn.close(close_code::PROTOCOL.into(), b"no heartbeat stream");
+                bail!("cannot open heartbeat stream to {addr}: {e}");
+            }
+        }
+        self.spawn_link_tasks(peer, conn, send, recv, rx);
+        info!("connected to {} at {addr}", peer.short());
+        Ok(peer)
+    }
+
+    async fn dialer_handshake(
+        &self,
+        conn: &quinn::Connection,
+        addr: SocketAddr,
+    ) -> Result<(HelloAck, quinn::SendStream, quinn::RecvStream)> {
+        let proof = auth::proof(conn, &self.inner.key, Role::Dialer)
+            .ok_or_else(|| anyhow!("no keying material"))?;
+        let record = self.own_record();
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let hello = Msg::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            record,
+            proof,
+            observed: addr,
+        });
+        frame::write_frame(&mut send, &hello).await?;
+        match frame::read_frame(&mut recv).await {
+            Ok(Msg::HelloAck(ack)) => {
+                let want = auth::proof(conn, &self.inner.key, Role::Acceptor)
+                    .ok_or_else(|| anyhow!("no keying material"))?;
+                if !auth::proofs_equal(&want, &ack.proof) {
+                    conn.close(close_code::AUTH.into(), b"wrong network key");
+                    bail!("peer at {addr} does not hold this network's key");
+                }
+                if ack.version != PROTOCOL_VERSION {
+                    bail!(
+                        "peer at {addr} speaks protocol {} (we speak {PROTOCOL_VERSION})",
+                        ack.version
+                    );
+                }
+                Ok((ack, send, recv))
+            }
+            Ok(Msg::Reject { reason }) => bail!("{addr} refused us: {reason}"),
+            Ok(other) => bail!("unexpected {} from {addr}", other.name()),
+            Err(e) => {
+                // The acceptor closes the connection with a reason when it refuses us.
+                let _ = tokio::time::timeout(Duration::from_millis(500), conn.closed()).await;
+                match conn.close_reason() {
+                    Some(r) => bail!("{addr} refused us: {}", closed_reason(&r)),
+                    None => bail!("handshake with {addr} failed: {e}"),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn spawn_accept_loop(&self) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let incoming = tokio::select! {
+                    _ = node.inner.shutdown.cancelled() => break,
+                    i = node.inner.endpoint.accept() => i,
+                };
+                let Some(incoming) = incoming else { break };
+                let n = node.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = n.accept_one(incoming).await {
+                        debug!("incoming connection failed: {e:#}");
+                    }
+                });
+            }
+        });
+    }
+
+    async fn accept_one(&self, incoming: quinn::Incoming) -> Result<()> {
+        if self.state().leaving {
+            incoming.refuse();
+            return Ok(());
+        }
+        let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming)
+            .await
+            .map_err(|_| anyhow!("TLS handshake timed out"))??;
+        let remote = conn.remote_address();
+        let peer = tls::remote_peer_id(&conn).ok_or_else(|| anyhow!("no identity"))?;
+        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+            let (send, mut recv) = conn.accept_bi().await?;
+            let msg = frame::read_frame(&mut recv).await?;
+            Ok::<_, anyhow::Error>((send, recv, msg))
+        })
+        .await;
+        let (mut send, recv, hello) = match first {
+            Ok(Ok((s, r, Msg::Hello(h)))) => (s, r, h),
+            Ok(Ok((_, _, other))) => {
+                warn!("{remote} sent {} before hello; closing", other.name());
+                conn.close(close_code::PROTOCOL.into(), b"expected hello");
+                return Ok(());
+            }
+            Ok(Err(e)) => {
+                if conn.close_reason().is_some() {
+                    debug!("{remote} went away during the handshake: {e:#}");
+                    return Ok(());
+                }
+                warn!("{remote}: bad handshake ({e:#}); closing");
+                conn.close(close_code::PROTOCOL.into(), b"bad handshake");
+                return Ok(());
+            }
+            Err(_) => {
+                warn!("{remote}: no hello within {HANDSHAKE_TIMEOUT:?}; closing");
+                conn.close(close_code::PROTOCOL.into(), b"no hello");
+                return Ok(());
+            }
+        };
+        let want = auth::proof(&conn, &self.inner.key, Role::Dialer)
+            .ok_or_else(|| anyhow!("no keying material"))?;
+        if !auth::proofs_equal(&want, &hello.proof) {
+            warn!(
+                "{remote} ({}) does not hold the network key; refused",
+                peer.short()
+            );
+            conn.close(close_code::AUTH.into(), b"wrong network key");
+            return Ok(());
+        }
+        if hello.version != PROTOCOL_VERSION {
+            warn!("{remote} speaks protocol {}; refused", hello.version);
+            conn.close(
+                close_code::VERSION.into(),
+                format!(
+                    "protocol version {} not supported (we speak {PROTOCOL_VERSION})",
+                    hello.version
+                )
+                .as_bytes(),
+            );
+            return Ok(());
+        }
+        if hello.record.id != peer {
+            warn!(
+                "{remote} claims to be {} but its certificate says {}",
+                hello.record.id.short(),
+                peer.short()
+            );
+            conn.close(
+                close_code::PROTOCOL.into(),
+                b"record id does not match certificate",
+            );
+            return Ok(());
+        }
+        let clash = self
+            .state()
+            .table
+            .name_holder(&hello.record.name, &peer)
+            .map(|r| r.id);
+        if let Some(holder) = clash {
+            let holder_alive = holder == self.id() || self.is_connected(&holder);
+            if holder_alive {
+                let reason = format!(
+                    "name '{}' is already taken in this network; pick another",
+                    hello.record.name
+                );
+                warn!("{remote}: {reason}");
+                conn.close(close_code::NAME_TAKEN.into(), reason.as_bytes());
+                return Ok(());
+            }
+        }
+        let proof = auth::proof(&conn, &self.inner.key, Role::Acceptor)
+            .ok_or_else(|| anyhow!("no keying material"))?;
+        let incarnation = hello.record.incarnation;
+        self.merge_members(vec![hello.record], Some(peer));
+        self.note_observed(hello.observed);
+        let ack = Msg::HelloAck(HelloAck {
+            version: PROTOCOL_VERSION,
+            proof,
+            table: self.state().table.to_vec(),
+            observed: remote,
+        });
+        frame::write_frame(&mut send, &ack).await?;
+        let Some(rx) = self.register(peer, conn.clone(), peer, incarnation) else {
+            conn.close(close_code::DUPLICATE.into(), b"duplicate connection");
+            return Ok(());
+        };
+        info!("{} connected from {remote}", peer.short());
+        self.spawn_link_tasks(peer, conn, send, recv, rx);
+        Ok(())
+    }
+
+    /// Keep one connection per pair. When both sides dialed at once, both keep the one dialed
+    /// by the lower id; a newer incarnation (a restarted peer) always replaces an old link.
+    fn register(
+        &self,
+        peer: PeerId,
+        conn: quinn::Connection,
+        dialer: PeerId,
+        incarnation: u64,
+    ) -> Option<mpsc::UnboundedReceiver<Msg>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut st = self.state();
+        if let Some(cur) = st.links.get(&peer) {
+            let cur_open = cur.conn.close_reason().is_none();
+            let replace = !cur_open
+                || incarnation > cur.incarnation
+                || (incarnation == cur.incarnation
+                    && cur.dialer != dialer
+                    && dialer == self.id().min(peer));
+            if !replace {
+                return None;
+            }
+            cur.conn
+                .close(close_code::DUPLICATE.into(), b"duplicate connection");
+        }
+        st.links.insert(
+            peer,
+            PeerLink {
+                conn: conn.clone(),
+                dialer,
+                incarnation,
+                control: tx,
+            },
+        );
+        st.live.heard(peer, Instant::now());
+        st.dialing.remove(&peer);
+        Some(rx)
+    }
+
+    pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
+        self.state()
+            .links
+            .get(peer)
+            .is_some_and(|l| l.conn.close_reason().is_none())
+    }
+
+    fn spawn_link_tasks(
+        &self,
+        peer: PeerId,
+        conn: quinn::Connection,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        rx: mpsc::UnboundedReceiver<Msg>,
+    ) {
+        tokio::spawn(Self::run_control_writer(send, rx));
+        let node = self.clone();
+        let c = conn.clone();
+        tokio::spawn(async move { node.run_control_reader(peer, c, recv).await });
+        let node = self.clone();
+        let c = conn.clone();
+        tokio::spawn(async move { node.run_stream_dispatch(peer, c).await });
+        let node = self.clone();
+        tokio::spawn(async move {
+            let err = conn.closed().await;
+            node.on_link_closed(peer, &conn, &err);
+        });
+    }
+
+    /// The only writer of the control stream after the handshake: frames never interleave.
+    async fn run_control_writer(mut send: quinn::SendStream, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        while let Some(msg) = rx.recv().await {
+            if frame::write_frame(&mut send, &msg).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    async fn run_control_reader(
+        &self,
+        peer: PeerId,
+        conn: quinn::Connection,
+        mut recv: quinn::RecvStream,
+    ) {
+        loop {
+            match frame::read_frame(&mut recv).await {
+                Ok(msg) => {
+                    if let Err(e) = self.handle_control(peer, msg) {
+                        self.protocol_violation(peer, &conn, &e.to_string());
+                        return;
+                    }
+                }
+                Err(FrameError::Closed) => return,
+                Err(e) => {
+                    if conn.close_reason().is_none() {
+                        self.protocol_violation(peer, &conn, &e.to_string());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn protocol_violation(&self, peer: PeerId, conn: &quinn::Connection, why: &str) {
+        warn!("closing connection to {}: {why}", peer.short());
+        conn.close(
+            close_code::PROTOCOL.into(),
+            format!("protocol error: {why}").as_bytes(),
+        );
+    }
+
+    async fn run_stream_dispatch(&self, peer: PeerId, conn: quinn::Connection) {
+        loop {
+            let (send, mut recv) = match conn.accept_bi().await {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            let node = self.clone();
+            let c = conn.clone();
+            tokio::spawn(async move {
+                let first =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, frame::read_frame(&mut recv)).await;
+                match first {
+                    Ok(Ok(Msg::Heartbeat(hb))) => {
+                        node.run_heartbeats(peer, c, send, recv, Some(hb)).await
+                    }
+                    Ok(Ok(msg)) => node.handle_stream(peer, c, msg, send, recv).await,
+                    Ok(Err(e)) => node.protocol_violation(peer, &c, &e.to_string()),
+                    Err(_) => {
+                        debug!("stream from {} sent nothing", peer.short());
+                    }
+                }
+            });
+        }
+    }
+
+    /// A request stream (transfers); each kind is served by the storage and streaming layers.
+    async fn handle_stream(
+        &self,
+        peer: PeerId,
+        conn: quinn::Connection,
+        msg: Msg,
+        _send: quinn::SendStream,
+        _recv: quinn::RecvStream,
+    ) {
+        let why = format!("unexpected {} opening a stream", msg.name());
+        self.protocol_violation(peer, &conn, &why);
+    }
+
+    async fn run_heartbeats(
+        &self,
+        peer: PeerId,
+        conn: quinn::Connection,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        first: Option<Heartbeat>,
+    ) {
+        if first.is_some() {
+            self.heard_from(peer);
+        }
+        let node = self.clone();
+        let c = conn.clone();
+        let writer = tokio::spawn(async move {
+            let mut seq = 0u64;
+            let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+            loop {
+                tick.tick().await;
+                seq += 1;
+                let hb = Msg::Heartbeat(Heartbeat {
+                    seq,
+                    rtt_us: c.rtt().as_micros() as u64,
+                });
+                if frame::write_frame(&mut send, &hb).await.is_err() || node.is_stopped() {
+                    break;
+                }
+            }
+        });
+        loop {
+            match frame::read_frame(&mut recv).await {
+                Ok(Msg::Heartbeat(_)) => self.heard_from(peer),
+                Ok(other) => {
+                    self.protocol_violation(
+                        peer,
+                        &conn,
+                        &format!("{} on the heartbeat stream", other.name()),
+                    );
+                    break;
+                }
+                Err(FrameError::Closed) => break,
+                Err(e) => {
+                    if conn.close_reason().is_none() {
+                        self.protocol_violation(peer, &conn, &e.to_string());
+                    }
+                    break;
+                }
+            }
+        }
+        writer.abort();
+    }
+
+    fn heard_from(&self, peer: PeerId) {
+        let mut st = self.state();
+        // Only the live link counts: a stale duplicate must not keep a peer alive.
+        if let Some(change) = st.live.heard(peer, Instant::now()) {
+            info!("{} is {}", peer.short(), change.as_str());
+        }
+    }
+
+    fn on_link_closed(&self, peer: PeerId, conn: &quinn::Connection, err: &quinn::ConnectionError) {
+        let mut st = self.state();
+        let ours = st
+            .links
+            .get(&peer)
+            .is_some_and(|l| l.conn.stable_id() == conn.stable_id());
+        if !ours {
+            return;
+        }
+        st.links.remove(&peer);
+        if let quinn::ConnectionError::ApplicationClosed(c) = err
+            && c.error_code == close_code::LEAVE.into()
+        {
+            if let Some(rec) = st.table.get(&peer).cloned() {
+                let left = MemberRecord { left: true, ..rec };
+                st.table.merge(left);
+                st.members_dirty = true;
+            }
+            if st.live.left(peer, Instant::now()).is_some() {
+                info!("{} left", peer.short());
+            }
+            return;
+        }
+        debug!("link to {} closed: {}", peer.short(), closed_reason(err));
+    }
+}

@@ -1,0 +1,297 @@
+//! Membership upkeep: merging tables, anti-entropy, redialing members we lost, leaving.
+
+use super::{Node, close_code, now_ms};
+use crate::id::PeerId;
+use crate::mesh::liveness::PeerState;
+use crate::mesh::membership::MemberRecord;
+use crate::net::msg::Msg;
+use anyhow::{Result, bail};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+const TICK: Duration = Duration::from_millis(250);
+const ANTI_ENTROPY_EVERY: Duration = Duration::from_secs(2);
+const REDIAL_ALIVE_AFTER: Duration = Duration::from_secs(2);
+const REDIAL_DEAD_AFTER: Duration = Duration::from_secs(5);
+
+impl Node {
+    pub(crate) fn own_record(&self) -> MemberRecord {
+        let st = self.state();
+        st.table
+            .get(&self.id())
+            .cloned()
+            .unwrap_or_else(|| MemberRecord {
+                id: self.id(),
+                name: self.name().to_string(),
+                addrs: vec![],
+                incarnation: now_ms(),
+                left: false,
+                capacity: self.inner.cfg.capacity,
+            })
+    }
+
+    /// Change our own record; a fresh incarnation makes the change win every merge.
+    fn update_self(&self, f: impl FnOnce(&mut MemberRecord)) {
+        let mut rec = self.own_record();
+        f(&mut rec);
+        rec.incarnation = now_ms().max(rec.incarnation + 1);
+        let mut st = self.state();
+        st.table.merge(rec);
+        st.members_dirty = true;
+    }
+
+    /// An address a peer saw us at: when it is not one we advertise already (we are behind a
+    /// NAT), advertise it too.
+    pub(crate) fn note_observed(&self, addr: SocketAddr) {
+        if addr.ip().is_unspecified() {
+            return;
+        }
+        let known = {
+            let mut st = self.state();
+            let fresh = st.observed.insert(addr);
+            !fresh
+                || st
+                    .table
+                    .get(&self.id())
+                    .is_some_and(|r| r.addrs.contains(&addr))
+        };
+        if !known {
+            info!("peers see us at {addr}");
+            self.update_self(|r| r.addrs.insert(0, addr));
+        }
+    }
+
+    /// Merge records from `from` (or from disk); dial newcomers; pass changes on.
+    pub(crate) fn merge_members(&self, recs: Vec<MemberRecord>, from: Option<PeerId>) {
+        let me = self.id();
+        let now = Instant::now();
+        let mut changed_any = false;
+        let mut refute = false;
+        {
+            let mut st = self.state();
+            for rec in recs {
+                if rec.id == me {
+                    // Someone holds a record of us newer than ours (an earlier run): outrank it.
+                    let stale_claim = match st.table.get(&me) {
+                        Some(ours) => {
+                            rec.incarnation > ours.incarnation
+                                || (rec.incarnation == ours.incarnation && rec.left && !ours.left)
+                        }
+                        None => true,
+                    };
+                    if stale_claim && !st.leaving {
+                        refute = true;
+                    }
+                    continue;
+                }
+                let id = rec.id;
+                let left = rec.left;
+                if st.table.merge(rec) {
+                    changed_any = true;
+                    if left {
+                        if st.live.left(id, now).is_some() {
+                            info!("{} left", id.short());
+                        }
+                    } else if st.live.state(&id) == Some(PeerState::Left)
+                        || st.live.state(&id).is_none()
+                    {
+                        st.live.forget(&id);
+                        st.live.learned(id, now);
+                        st.last_dial.remove(&id);
+                    }
+                }
+            }
+            if changed_any {
+                st.members_dirty = true;
+            }
+        }
+        if refute {
+            self.update_self(|_| {});
+            changed_any = true;
+        }
+        if changed_any {
+            self.broadcast_members(from);
+        }
+    }
+
+    fn broadcast_members(&self, except: Option<PeerId>) {
+        let st = self.state();
+        let table = st.table.to_vec();
+        for (id, link) in &st.links {
+            if Some(*id) != except {
+                let _ = link.control.send(Msg::Members(table.clone()));
+            }
+        }
+    }
+
+    /// Every frame after the handshake on a control stream lands here.
+    pub(crate) fn handle_control(&self, peer: PeerId, msg: Msg) -> Result<()> {
+        match msg {
+            Msg::Members(recs) => {
+                self.merge_members(recs, Some(peer));
+                Ok(())
+            }
+            Msg::Leave { incarnation } => {
+                let mut st = self.state();
+                if let Some(rec) = st.table.get(&peer).cloned()
+                    && rec.incarnation <= incarnation
+                {
+                    st.table.merge(MemberRecord {
+                        left: true,
+                        incarnation,
+                        ..rec
+                    });
+                    st.members_dirty = true;
+                }
+                if st.live.left(peer, Instant::now()).is_some() {
+                    info!("{} left", peer.short());
+                }
+                Ok(())
+            }
+            other => bail!("unexpected {} on the control stream", other.name()),
+        }
+    }
+
+    pub(crate) fn spawn_maintenance(&self) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TICK);
+            let mut last_gossip = Instant::now();
+            loop {
+                tokio::select! {
+                    _ = node.inner.shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let now = Instant::now();
+                node.check_liveness(now);
+                node.redial(now);
+                if now.duration_since(last_gossip) >= ANTI_ENTROPY_EVERY {
+                    last_gossip = now;
+                    node.broadcast_members(None);
+                }
+                node.persist_members();
+            }
+        });
+    }
+
+    fn check_liveness(&self, now: Instant) {
+        let mut st = self.state();
+        for (id, state) in st.live.tick(now) {
+            match state {
+                PeerState::Dead => warn!("{} is dead", id.short()),
+                other => info!("{} is {}", id.short(), other.as_str()),
+            }
+            if state == PeerState::Dead
+                && let Some(link) = st.links.remove(&id)
+            {
+                link.conn.close(0u32.into(), b"heartbeats stopped");
+            }
+        }
+    }
+
+    /// Members we should be connected to but are not: dial them, less often once dead.
+    fn redial(&self, now: Instant) {
+        let targets: Vec<(PeerId, Vec<SocketAddr>)> = {
+            let mut st = self.state();
+            if st.leaving {
+                return;
+            }
+            let me = self.id();
+            let mut out = Vec::new();
+            let candidates: Vec<(PeerId, Vec<SocketAddr>)> = st
+                .table
+                .records()
+                .filter(|r| r.id != me && !r.left && !r.addrs.is_empty())
+                .map(|r| (r.id, r.addrs.clone()))
+                .collect();
+            for (id, addrs) in candidates {
+                if st.links.contains_key(&id) || st.dialing.contains(&id) {
+                    continue;
+                }
+                let wait = if st.live.state(&id) == Some(PeerState::Dead) {
+                    REDIAL_DEAD_AFTER
+                } else {
+                    REDIAL_ALIVE_AFTER
+                };
+                if st
+                    .last_dial
+                    .get(&id)
+                    .is_some_and(|t| now.duration_since(*t) < wait)
+                {
+                    continue;
+                }
+                st.last_dial.insert(id, now);
+                st.dialing.insert(id);
+                out.push((id, addrs));
+            }
+            out
+        };
+        for (id, addrs) in targets {
+            let node = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = node.dial(addrs, Some(id)).await {
+                    tracing::debug!("redial {} failed: {e:#}", id.short());
+                }
+                node.state().dialing.remove(&id);
+            });
+        }
+    }
+
+    fn persist_members(&self) {
+        let rows: Vec<(Vec<u8>, MemberRecord)> = {
+            let mut st = self.state();
+            if !st.members_dirty {
+                return;
+            }
+            st.members_dirty = false;
+            st.table
+                .records()
+                .map(|r| (r.id.0.to_vec(), r.clone()))
+                .collect()
+        };
+        if let Err(e) = self.inner.db.save_members(&rows) {
+            warn!("cannot save membership: {e:#}");
+        }
+    }
+
+    /// Leave gracefully: tell everyone, close every link with the leave code, stop.
+    pub async fn leave(&self) {
+        if self.is_stopped() {
+            return;
+        }
+        let inc = {
+            let mut st = self.state();
+            st.leaving = true;
+            let me = self.id();
+            let rec = st.table.get(&me).cloned();
+            rec.map(|r| {
+                let inc = r.incarnation;
+                st.table.merge(MemberRecord { left: true, ..r });
+                st.members_dirty = true;
+                inc
+            })
+            .unwrap_or(0)
+        };
+        let links: Vec<quinn::Connection> = {
+            let st = self.state();
+            for link in st.links.values() {
+                let _ = link.control.send(Msg::Leave { incarnation: inc });
+            }
+            st.links.values().map(|l| l.conn.clone()).collect()
+        };
+        // Give the control writers a moment to put the leave frame on the wire; the close below
+        // says the same thing, so a lost frame is harmless.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for c in links {
+            c.close(close_code::LEAVE.into(), b"peer left");
+        }
+        self.persist_members();
+        let _ =
+            tokio::time::timeout(Duration::from_millis(500), self.inner.endpoint.wait_idle()).await;
+        self.inner
+            .endpoint
+            .close(close_code::LEAVE.into(), b"peer left");
+        self.inner.shutdown.cancel();
+    }
+}

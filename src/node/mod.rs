@@ -1,0 +1,293 @@
+//! The Node: one running peer. Owns the QUIC endpoint, the membership table and liveness, the
+//! database and (later) the blob store; shell, control socket and tests all drive it through
+//! its methods.
+
+mod conn;
+mod gossip;
+mod lock;
+pub mod status;
+
+use crate::id::PeerId;
+use crate::mesh::liveness::{Liveness, LivenessConfig};
+use crate::mesh::membership::{MemberRecord, Table};
+use crate::net::auth::{NetworkKey, new_network_key};
+use crate::net::identity::Identity;
+use crate::net::msg::Msg;
+use crate::net::ticket::Ticket;
+use crate::net::tls;
+use crate::store::db::Db;
+use anyhow::{Context, Result, bail};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Application close codes, so the other side can tell why a connection ended.
+pub mod close_code {
+    pub const AUTH: u32 = 1;
+    pub const PROTOCOL: u32 = 2;
+    pub const DUPLICATE: u32 = 3;
+    pub const LEAVE: u32 = 4;
+    pub const NAME_TAKEN: u32 = 5;
+    pub const VERSION: u32 = 6;
+}
+
+#[derive(Clone, Debug)]
+pub enum JoinTarget {
+    Ticket(Ticket),
+    Addr { addr: SocketAddr, key: NetworkKey },
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub name: String,
+    pub port: u16,
+    pub bind_ip: IpAddr,
+    pub data_dir: PathBuf,
+    pub join: Option<JoinTarget>,
+    pub replicas: usize,
+    pub capacity: u64,
+    pub repair_after: Duration,
+    pub liveness: LivenessConfig,
+}
+
+impl NodeConfig {
+    pub fn new(name: &str, data_dir: PathBuf) -> Self {
+        NodeConfig {
+            name: name.to_string(),
+            port: 0,
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            data_dir,
+            join: None,
+            replicas: 3,
+            capacity: 10 << 30,
+            repair_after: Duration::from_secs(600),
+            liveness: LivenessConfig::default(),
+        }
+    }
+}
+
+pub(crate) struct PeerLink {
+    pub conn: quinn::Connection,
+    pub dialer: PeerId,
+    pub incarnation: u64,
+    pub control: mpsc::UnboundedSender<Msg>,
+}
+
+pub(crate) struct State {
+    pub table: Table,
+    pub live: Liveness,
+    pub links: HashMap<PeerId, PeerLink>,
+    pub dialing: HashSet<PeerId>,
+    pub last_dial: HashMap<PeerId, Instant>,
+    pub observed: BTreeSet<SocketAddr>,
+    pub members_dirty: bool,
+    pub leaving: bool,
+}
+
+pub(crate) struct Inner {
+    pub cfg: NodeConfig,
+    pub identity: Identity,
+    pub endpoint: quinn::Endpoint,
+    pub key: NetworkKey,
+    pub db: Db,
+    pub state: Mutex<State>,
+    pub shutdown: CancellationToken,
+    pub created_network: bool,
+    pub local_addr: SocketAddr,
+    _lock: lock::DataDirLock,
+}
+
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Node {
+    pub async fn start(cfg: NodeConfig) -> Result<Node> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+        let lock = lock::DataDirLock::acquire(&cfg.data_dir)?;
+        let identity = Identity::load_or_create(&cfg.data_dir)?;
+        let db = Db::open(&cfg.data_dir.join("meff.redb"))?;
+
+        let stored_key: Option<NetworkKey> = db.get_meta("network_key")?;
+        let join_key = cfg.join.as_ref().map(|j| match j {
+            JoinTarget::Ticket(t) => t.key,
+            JoinTarget::Addr { key, .. } => *key,
+        });
+        let (key, created_network) = match (stored_key, join_key) {
+            (Some(s), Some(j)) if s != j => bail!(
+                "data dir {} belongs to another network; use a fresh --data-dir to join this one",
+                cfg.data_dir.display()
+            ),
+            (Some(s), _) => (s, false),
+            (None, Some(j)) => (j, false),
+            (None, None) => (new_network_key(), true),
+        };
+        db.put_meta("network_key", &key)?;
+
+        let socket = std::net::UdpSocket::bind((cfg.bind_ip, cfg.port)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!("UDP port {} is already in use", cfg.port)
+            } else {
+                anyhow::anyhow!("cannot bind UDP port {}: {e}", cfg.port)
+            }
+        })?;
+        let local_addr = socket.local_addr()?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(tls::server_config(&identity)?),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .context("cannot start QUIC endpoint")?;
+
+        let mut table = Table::default();
+        let stored: Vec<MemberRecord> = db.load_members()?;
+        let last_incarnation = stored
+            .iter()
+            .find(|r| r.id == identity.id)
+            .map(|r| r.incarnation)
+            .unwrap_or(0);
+        table.merge_all(stored.into_iter().filter(|r| r.id != identity.id));
+        let me = MemberRecord {
+            id: identity.id,
+            name: cfg.name.clone(),
+            addrs: local_addrs(local_addr),
+            incarnation: now_ms().max(last_incarnation + 1),
+            left: false,
+            capacity: cfg.capacity,
+        };
+        if let Some(holder) = table.name_holder(&me.name, &me.id) {
+            tracing::warn!("name {} is also used by {}", me.name, holder.id.short());
+        }
+        table.merge(me);
+        let mut live = Liveness::new(cfg.liveness);
+        let t0 = Instant::now();
+        for r in table.records() {
+            if r.id != identity.id && !r.left {
+                live.learned(r.id, t0);
+            }
+        }
+
+        let node = Node {
+            inner: Arc::new(Inner {
+                cfg,
+                identity,
+                endpoint,
+                key,
+                db,
+                state: Mutex::new(State {
+                    table,
+                    live,
+                    links: HashMap::new(),
+                    dialing: HashSet::new(),
+                    last_dial: HashMap::new(),
+                    observed: BTreeSet::new(),
+                    members_dirty: true,
+                    leaving: false,
+                }),
+                shutdown: CancellationToken::new(),
+                created_network,
+                local_addr,
+                _lock: lock,
+            }),
+        };
+        node.spawn_accept_loop();
+        node.spawn_maintenance();
+
+        if let Some(join) = node.inner.cfg.join.clone() {
+            let (addrs, expected) = match join {
+                JoinTarget::Ticket(t) => (t.addrs, Some(t.id)),
+                JoinTarget::Addr { addr, .. } => (vec![addr], None),
+            };
+            if let Err(e) = node.dial(addrs, expected).await {
+                node.inner.endpoint.close(0u32.into(), b"join failed");
+                node.inner.shutdown.cancel();
+                return Err(e.context("cannot join the network"));
+            }
+        }
+        Ok(node)
+    }
+
+    pub fn id(&self) -> PeerId {
+        self.inner.identity.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.cfg.name
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.cfg.data_dir
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    pub fn network_key_hex(&self) -> String {
+        data_encoding::HEXLOWER.encode(&self.inner.key)
+    }
+
+    pub fn created_network(&self) -> bool {
+        self.inner.created_network
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a panic elsewhere already broke an invariant; keep serving
+        // with the data as it is rather than crash every other task too.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn ticket(&self) -> Ticket {
+        let st = self.state();
+        let addrs = st
+            .table
+            .get(&self.id())
+            .map(|r| r.addrs.clone())
+            .unwrap_or_default();
+        Ticket {
+            key: self.inner.key,
+            id: self.id(),
+            addrs,
+        }
+    }
+
+    /// Resolves when the node has stopped (after `leave`, or a fatal error).
+    pub async fn stopped(&self) {
+        self.inner.shutdown.cancelled().await
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+}
+
+/// The addresses to advertise: every non-loopback interface address with our port, and
+/// loopback last (useful when friends share a machine, harmless otherwise: ids are pinned).
+fn local_addrs(bound: SocketAddr) -> Vec<SocketAddr> {
+    let port = bound.port();
+    if !bound.ip().is_unspecified() {
+        return vec![bound];
+    }
+    let mut out: Vec<SocketAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !i.is_loopback() && i.ip().is_ipv4())
+        .map(|i| SocketAddr::new(i.ip(), port))
+        .collect();
+    out.push(SocketAddr::from(([127, 0, 0, 1], port)));
+    out
+}

@@ -1,0 +1,73 @@
+//! What `status` and `peers` report.
+
+use super::Node;
+use crate::mesh::liveness::PeerState;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStatus {
+    pub id: String,
+    pub name: String,
+    pub state: &'static str,
+    pub rtt_ms: Option<f64>,
+    pub path: &'static str,
+    pub addr: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub id: String,
+    pub name: String,
+    pub addrs: Vec<String>,
+    pub stored_bytes: u64,
+    pub peers: Vec<PeerStatus>,
+}
+
+impl Node {
+    pub fn status(&self) -> Status {
+        let st = self.state();
+        let me = self.id();
+        let peers = st
+            .table
+            .records()
+            .filter(|r| r.id != me)
+            .map(|r| {
+                let link = st
+                    .links
+                    .get(&r.id)
+                    .filter(|l| l.conn.close_reason().is_none());
+                let state = if r.left {
+                    PeerState::Left
+                } else {
+                    st.live.state(&r.id).unwrap_or(PeerState::Suspect)
+                };
+                PeerStatus {
+                    id: r.id.to_string(),
+                    name: st.table.display_name(&r.id),
+                    state: state.as_str(),
+                    rtt_ms: link.map(|l| l.conn.rtt().as_secs_f64() * 1000.0),
+                    path: "direct",
+                    addr: link
+                        .map(|l| l.conn.remote_address().to_string())
+                        .or_else(|| r.addrs.first().map(|a| a.to_string())),
+                }
+            })
+            .collect();
+        let addrs = st
+            .table
+            .get(&me)
+            .map(|r| r.addrs.iter().map(|a| a.to_string()).collect())
+            .unwrap_or_default();
+        Status {
+            id: me.to_string(),
+            name: self.name().to_string(),
+            addrs,
+            stored_bytes: self.stored_bytes(),
+            peers,
+        }
+    }
+
+    pub fn stored_bytes(&self) -> u64 {
+        0
+    }
+}

@@ -1,0 +1,742 @@
+//! The replicated catalog: track name → content facts, merged so every peer converges.
+//!
+//! Each name holds one entry; concurrent writes are settled by last writer wins on a hybrid
+//! logical clock, ties broken by peer id. The merge is a join on a semilattice (commutative,
+//! associative, idempotent), so peers may exchange entries in any order, any number of times,
+//! and still end with identical catalogs. Removal writes a tombstone rather than deleting,
+//! otherwise a peer that missed the removal would resurrect the track on its next exchange.
+
+use crate::id::PeerId;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+/// A hybrid logical clock reading: 48 bits of Unix milliseconds, then a 16-bit counter.
+///
+/// Packing both into one integer keeps comparisons and the wire form trivial, and 48 bits of
+/// milliseconds last until the year 10889.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Timestamp(pub u64);
+
+const MS_MASK: u64 = (1 << 48) - 1;
+
+impl Timestamp {
+    pub fn new(ms: u64, counter: u16) -> Self {
+        Timestamp(((ms & MS_MASK) << 16) | counter as u64)
+    }
+
+    pub fn ms(self) -> u64 {
+        self.0 >> 16
+    }
+
+    pub fn counter(self) -> u16 {
+        self.0 as u16
+    }
+}
+
+/// Hybrid logical clock (Kulkarni et al., 2014).
+///
+/// Wall clocks alone would let a peer whose clock runs slow lose every write it makes after
+/// seeing a newer one; a pure logical counter would lose the "roughly when" that makes last
+/// writer wins match what users expect. An HLC stays close to wall time yet never goes
+/// backwards and always orders a write after every write its peer has seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hlc {
+    last: Timestamp,
+}
+
+impl Hlc {
+    /// Resume after a restart: pass the newest timestamp this peer issued or observed, so a
+    /// wall clock that stepped back cannot make new writes lose to old ones.
+    pub fn resume(last: Timestamp) -> Self {
+        Hlc { last }
+    }
+
+    pub fn last(&self) -> Timestamp {
+        self.last
+    }
+
+    /// A timestamp for a local write, strictly greater than any issued or observed so far.
+    pub fn now(&mut self, wall_ms: u64) -> Timestamp {
+        let wall = wall_ms & MS_MASK;
+        self.last = if wall > self.last.ms() {
+            Timestamp::new(wall, 0)
+        } else {
+            bump(self.last)
+        };
+        self.last
+    }
+
+    /// Fold in a timestamp seen on a remote write, so our next write orders after it.
+    pub fn observe(&mut self, remote: Timestamp, wall_ms: u64) {
+        let wall = wall_ms & MS_MASK;
+        let (l, r) = (self.last, remote);
+        let ms = l.ms().max(r.ms()).max(wall);
+        self.last = match (ms == l.ms(), ms == r.ms()) {
+            (true, true) => bump(l.max(r)),
+            (true, false) => bump(l),
+            (false, true) => bump(r),
+            (false, false) => Timestamp::new(ms, 0),
+        };
+    }
+}
+
+/// The next reading: the packing makes a full counter carry into the milliseconds (never
+/// wrapping, which would break monotonicity), and the end of time saturates.
+fn bump(t: Timestamp) -> Timestamp {
+    Timestamp(t.0.saturating_add(1))
+}
+
+/// Who wrote an entry and when; the derived order (ts, then peer) decides last writer wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Version {
+    pub ts: Timestamp,
+    pub peer: PeerId,
+}
+
+/// One track as every peer knows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub name: String,
+    /// BLAKE3 of the whole file: the blob's address.
+    pub hash: [u8; 32],
+    pub size: u64,
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub duration_s: f64,
+    pub chunk_size: u32,
+    /// BLAKE3 of each `chunk_size` piece, so a streaming reader can check bytes before the
+    /// decoder sees them instead of only after the whole file arrived.
+    pub chunk_hashes: Vec<[u8; 32]>,
+    pub version: Version,
+    pub tombstone: bool,
+    /// Peers known to have stored this tombstone; once every member has, nobody can bring the
+    /// old entry back and the tombstone can go.
+    pub tombstone_acks: BTreeSet<PeerId>,
+}
+
+/// What [`merge`] decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MergeOutcome {
+    /// The entry to keep under this name.
+    pub winner: CatalogEntry,
+    /// Whether `winner` differs from the local entry (so it must be stored and passed on).
+    pub changed: bool,
+}
+
+/// Combine the local entry for a name with one received from a peer.
+///
+/// The higher version wins outright. Equal versions normally mean the same write arriving
+/// twice, with possibly different tombstone acks, which are unioned. Equal versions with
+/// different content can only come from a peer that lost its clock state; a fixed order on
+/// the content still picks the same winner everywhere, keeping the merge a semilattice join.
+pub fn merge(local: Option<&CatalogEntry>, remote: &CatalogEntry) -> MergeOutcome {
+    let Some(local) = local else {
+        return MergeOutcome {
+            winner: remote.clone(),
+            changed: true,
+        };
+    };
+    let order = local
+        .version
+        .cmp(&remote.version)
+        .then_with(|| content_cmp(local, remote));
+    match order {
+        Ordering::Greater => MergeOutcome {
+            winner: local.clone(),
+            changed: false,
+        },
+        Ordering::Less => MergeOutcome {
+            winner: remote.clone(),
+            changed: true,
+        },
+        Ordering::Equal => {
+            let mut winner = local.clone();
+            winner
+                .tombstone_acks
+                .extend(remote.tombstone_acks.iter().copied());
+            let changed = winner.tombstone_acks.len() != local.tombstone_acks.len();
+            MergeOutcome { winner, changed }
+        }
+    }
+}
+
+/// A total order on everything but the acks (floats by bit pattern, so even NaN is ordered).
+fn content_cmp(a: &CatalogEntry, b: &CatalogEntry) -> Ordering {
+    a.name
+        .cmp(&b.name)
+        .then_with(|| a.hash.cmp(&b.hash))
+        .then_with(|| a.size.cmp(&b.size))
+        .then_with(|| a.codec.cmp(&b.codec))
+        .then_with(|| a.sample_rate.cmp(&b.sample_rate))
+        .then_with(|| a.channels.cmp(&b.channels))
+        .then_with(|| a.duration_s.total_cmp(&b.duration_s))
+        .then_with(|| a.chunk_size.cmp(&b.chunk_size))
+        .then_with(|| a.chunk_hashes.cmp(&b.chunk_hashes))
+        .then_with(|| a.tombstone.cmp(&b.tombstone))
+}
+
+/// The whole catalog, one entry per name, tombstones included.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Catalog {
+    entries: BTreeMap<String, CatalogEntry>,
+}
+
+impl Catalog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Merge in one entry (local write or received); true if the catalog changed.
+    ///
+    /// Entries with invalid names are refused here, not only at the command line, because a
+    /// misbehaving peer must not plant a name that later becomes a path on someone's disk.
+    pub fn apply(&mut self, e: CatalogEntry) -> bool {
+        if validate_name(&e.name).is_err() {
+            return false;
+        }
+        let outcome = merge(self.entries.get(&e.name), &e);
+        if outcome.changed {
+            self.entries.insert(e.name.clone(), outcome.winner);
+        }
+        outcome.changed
+    }
+
+    /// Record that `peer` has stored the tombstone for `name`; true if that is news.
+    pub fn ack_tombstone(&mut self, name: &str, peer: PeerId) -> bool {
+        match self.entries.get_mut(name) {
+            Some(e) if e.tombstone => e.tombstone_acks.insert(peer),
+            _ => false,
+        }
+    }
+
+    /// The entry under `name`, tombstone or not.
+    pub fn get(&self, name: &str) -> Option<&CatalogEntry> {
+        self.entries.get(name)
+    }
+
+    /// Tracks that exist, in name order.
+    pub fn live(&self) -> impl Iterator<Item = &CatalogEntry> {
+        self.entries.values().filter(|e| !e.tombstone)
+    }
+
+    /// Every entry including tombstones, in name order: what anti-entropy sends.
+    pub fn all(&self) -> impl Iterator<Item = &CatalogEntry> {
+        self.entries.values()
+    }
+
+    /// The newest version in the catalog, to resume the [`Hlc`] from after a restart.
+    pub fn max_version(&self) -> Option<Version> {
+        self.entries.values().map(|e| e.version).max()
+    }
+
+    /// A fingerprint two peers compare before deciding to exchange full catalogs.
+    ///
+    /// Covers name, version, tombstone flag, content hash and the acks: acks change without a
+    /// new version, and if they were left out a lost ack would never be resent and the
+    /// tombstone could never be pruned.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"meff catalog digest v1\0");
+        for e in self.entries.values() {
+            h.update(&(e.name.len() as u64).to_le_bytes());
+            h.update(e.name.as_bytes());
+            h.update(&e.version.ts.0.to_le_bytes());
+            h.update(&e.version.peer.0);
+            h.update(&[e.tombstone as u8]);
+            h.update(&e.hash);
+            h.update(&(e.tombstone_acks.len() as u64).to_le_bytes());
+            for p in &e.tombstone_acks {
+                h.update(&p.0);
+            }
+        }
+        *h.finalize().as_bytes()
+    }
+
+    /// Drop tombstones every member has acked; returns their names.
+    ///
+    /// `members` must be every peer that has not left for good, dead or suspect ones included:
+    /// a peer away during the removal would otherwise bring the track back when it returns.
+    /// An empty set prunes nothing, since "everyone acked" would then be vacuously true.
+    pub fn prune_tombstones(&mut self, members: &BTreeSet<PeerId>) -> Vec<String> {
+        if members.is_empty() {
+            return Vec::new();
+        }
+        let done: Vec<String> = self
+            .entries
+            .values()
+            .filter(|e| e.tombstone && members.is_subset(&e.tombstone_acks))
+            .map(|e| e.name.clone())
+            .collect();
+        for name in &done {
+            self.entries.remove(name);
+        }
+        done
+    }
+
+    /// Blobs some live track still needs; a blob can be shared by several names, so a blob
+    /// may only be deleted when no live entry at all refers to it.
+    pub fn referenced_hashes(&self) -> BTreeSet<[u8; 32]> {
+        self.live().map(|e| e.hash).collect()
+    }
+}
+
+/// The longest track name, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Track names end up in file names (`get` writes `./NAME.<ext>`) and in one-line terminal
+/// output, so anything that could escape a directory or garble a line is refused.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("track name is empty".into());
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "track name is too long ({} bytes, at most {MAX_NAME_BYTES})",
+            name.len()
+        ));
+    }
+    if name.contains(['/', '\\']) {
+        return Err(format!(
+            "track name {name:?} contains a path separator ('/' or '\\')"
+        ));
+    }
+    if name.contains('\0') {
+        return Err(format!("track name {name:?} contains a NUL byte"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("track name {name:?} contains a control character"));
+    }
+    Ok(())
+}
+
+/// Default chunk size: large enough that per-chunk hashes cost little (32 bytes per 64 KiB),
+/// small enough that a streaming reader verifies well within its prebuffer.
+pub const CHUNK_SIZE: u32 = 65536;
+
+/// Per-chunk BLAKE3 hashes of a whole buffer. Panics if `chunk_size` is 0.
+pub fn chunk_hashes(data: &[u8], chunk_size: u32) -> Vec<[u8; 32]> {
+    assert!(chunk_size > 0, "chunk size must be positive");
+    data.chunks(chunk_size as usize)
+        .map(|c| *blake3::hash(c).as_bytes())
+        .collect()
+}
+
+/// Byte range of chunk `index` in a file of `size` bytes; None past the end or for a zero
+/// chunk size (which only a broken entry can carry). Readers use it to resume a transfer at
+/// a chunk boundary on another holder.
+pub fn chunk_range(size: u64, chunk_size: u32, index: usize) -> Option<Range<u64>> {
+    let start = (index as u64).checked_mul(chunk_size as u64)?;
+    if chunk_size == 0 || start >= size {
+        return None;
+    }
+    Some(start..size.min(start + chunk_size as u64))
+}
+
+/// Whether `bytes` is exactly chunk `index` of the entry's track.
+pub fn verify_chunk(entry: &CatalogEntry, index: usize, bytes: &[u8]) -> bool {
+    let (Some(range), Some(expected)) = (
+        chunk_range(entry.size, entry.chunk_size, index),
+        entry.chunk_hashes.get(index),
+    ) else {
+        return false;
+    };
+    range.end - range.start == bytes.len() as u64 && blake3::hash(bytes).as_bytes() == expected
+}
+
+/// What a file hashes to, computed while it streams in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileDigest {
+    pub hash: [u8; 32],
+    pub size: u64,
+    pub chunk_hashes: Vec<[u8; 32]>,
+}
+
+/// Hashes a file fed in arbitrary pieces, so a push can be hashed in the same pass that
+/// stores it, without holding the file in memory or reading it twice.
+#[derive(Clone, Debug)]
+pub struct ChunkHasher {
+    chunk_size: u64,
+    whole: blake3::Hasher,
+    chunk: blake3::Hasher,
+    in_chunk: u64,
+    size: u64,
+    chunk_hashes: Vec<[u8; 32]>,
+}
+
+impl ChunkHasher {
+    /// Panics if `chunk_size` is 0.
+    pub fn new(chunk_size: u32) -> Self {
+        assert!(chunk_size > 0, "chunk size must be positive");
+        ChunkHasher {
+            chunk_size: chunk_size as u64,
+            whole: blake3::Hasher::new(),
+            chunk: blake3::Hasher::new(),
+            in_chunk: 0,
+            size: 0,
+            chunk_hashes: Vec::new(),
+        }
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.whole.update(data);
+        self.size += data.len() as u64;
+        while !data.is_empty() {
+            let room = (self.chunk_size - self.in_chunk).min(data.len() as u64) as usize;
+            self.chunk.update(&data[..room]);
+            self.in_chunk += room as u64;
+            data = &data[room..];
+            if self.in_chunk == self.chunk_size {
+                self.chunk_hashes.push(*self.chunk.finalize().as_bytes());
+                self.chunk.reset();
+                self.in_chunk = 0;
+            }
+        }
+    }
+
+    /// Hashes of the chunks completed so far.
+    pub fn completed_chunks(&self) -> &[[u8; 32]] {
+        &self.chunk_hashes
+    }
+
+    pub fn finish(mut self) -> FileDigest {
+        if self.in_chunk > 0 {
+            self.chunk_hashes.push(*self.chunk.finalize().as_bytes());
+        }
+        FileDigest {
+            hash: *self.whole.finalize().as_bytes(),
+            size: self.size,
+            chunk_hashes: self.chunk_hashes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn peer(n: u8) -> PeerId {
+        PeerId([n; 32])
+    }
+
+    fn entry(name: &str, ms: u64, by: u8) -> CatalogEntry {
+        let data = format!("audio of {name}").into_bytes();
+        CatalogEntry {
+            name: name.into(),
+            hash: *blake3::hash(&data).as_bytes(),
+            size: data.len() as u64,
+            codec: "flac".into(),
+            sample_rate: 44100,
+            channels: 2,
+            duration_s: 1.5,
+            chunk_size: CHUNK_SIZE,
+            chunk_hashes: chunk_hashes(&data, CHUNK_SIZE),
+            version: Version {
+                ts: Timestamp::new(ms, 0),
+                peer: peer(by),
+            },
+            tombstone: false,
+            tombstone_acks: BTreeSet::new(),
+        }
+    }
+
+    fn tombstone(name: &str, ms: u64, by: u8, acks: &[u8]) -> CatalogEntry {
+        CatalogEntry {
+            tombstone: true,
+            tombstone_acks: acks.iter().map(|&a| peer(a)).collect(),
+            ..entry(name, ms, by)
+        }
+    }
+
+    #[test]
+    fn timestamp_packing() {
+        let t = Timestamp::new(1_700_000_000_000, 7);
+        assert_eq!((t.ms(), t.counter()), (1_700_000_000_000, 7));
+        assert!(Timestamp::new(5, 0) > Timestamp::new(4, u16::MAX));
+        let bytes = postcard::to_allocvec(&t).unwrap();
+        assert_eq!(postcard::from_bytes::<Timestamp>(&bytes).unwrap(), t);
+    }
+
+    #[test]
+    fn hlc_survives_clock_going_back_and_counter_overflow() {
+        let mut c = Hlc::default();
+        let a = c.now(1000);
+        let b = c.now(900);
+        assert!(b > a && b.ms() == 1000);
+        c.observe(Timestamp::new(5000, 3), 1000);
+        let d = c.now(1000);
+        assert_eq!((d.ms(), d.counter()), (5000, 5));
+        let mut full = Hlc::resume(Timestamp::new(10, u16::MAX));
+        assert_eq!(full.now(0), Timestamp::new(11, 0));
+        assert_eq!(c.now(6000), Timestamp::new(6000, 0));
+        let mut end = Hlc::default();
+        end.observe(Timestamp(u64::MAX), 0);
+        assert_eq!(end.now(0), Timestamp(u64::MAX));
+    }
+
+    proptest! {
+        #[test]
+        fn hlc_is_monotonic_and_causal(ops in prop::collection::vec((any::<bool>(), 0u64..50, 0u64..50, any::<u16>()), 1..60)) {
+            let mut c = Hlc::default();
+            let mut floor = Timestamp::default();
+            for (local, wall, rms, rc) in ops {
+                if local {
+                    let t = c.now(wall);
+                    prop_assert!(t > floor);
+                    prop_assert!(t.ms() >= wall);
+                    floor = t;
+                } else {
+                    let r = Timestamp::new(rms, rc);
+                    c.observe(r, wall);
+                    prop_assert!(c.last() >= r.max(floor));
+                    floor = c.last();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn last_writer_wins_ties_by_peer() {
+        let old = entry("song", 10, 1);
+        let new = entry("song", 11, 0);
+        assert_eq!(merge(Some(&old), &new).winner, new);
+        assert!(merge(Some(&old), &new).changed);
+        assert!(!merge(Some(&new), &old).changed);
+        let tie_hi = entry("song", 10, 2);
+        assert_eq!(merge(Some(&old), &tie_hi).winner, tie_hi);
+        assert!(merge(None, &old).changed);
+    }
+
+    #[test]
+    fn equal_versions_union_acks() {
+        let a = tombstone("song", 10, 1, &[1, 2]);
+        let b = tombstone("song", 10, 1, &[3]);
+        let m = merge(Some(&a), &b);
+        assert!(m.changed);
+        assert_eq!(m.winner.tombstone_acks.len(), 3);
+        assert!(!merge(Some(&m.winner), &a).changed);
+    }
+
+    #[test]
+    fn tombstone_beats_older_entry_and_newer_push_beats_tombstone() {
+        let mut c = Catalog::new();
+        assert!(c.apply(entry("song", 10, 1)));
+        assert!(c.apply(tombstone("song", 20, 2, &[])));
+        assert_eq!(c.live().count(), 0);
+        assert!(c.referenced_hashes().is_empty());
+        assert!(
+            !c.apply(entry("song", 15, 1)),
+            "stale write must not resurrect"
+        );
+        assert!(c.apply(entry("song", 30, 1)));
+        assert_eq!(c.live().count(), 1);
+    }
+
+    #[test]
+    fn prune_waits_for_every_member() {
+        let mut c = Catalog::new();
+        c.apply(tombstone("gone", 5, 1, &[1]));
+        c.apply(entry("kept", 5, 1));
+        let members: BTreeSet<_> = [peer(1), peer(2)].into();
+        assert!(c.prune_tombstones(&members).is_empty());
+        assert!(c.ack_tombstone("gone", peer(2)));
+        assert!(!c.ack_tombstone("gone", peer(2)));
+        assert!(!c.ack_tombstone("kept", peer(2)));
+        assert!(c.prune_tombstones(&BTreeSet::new()).is_empty());
+        assert_eq!(c.prune_tombstones(&members), vec!["gone".to_string()]);
+        assert_eq!(c.all().count(), 1);
+    }
+
+    #[test]
+    fn digest_tracks_versions_and_acks() {
+        let mut a = Catalog::new();
+        let mut b = Catalog::new();
+        assert_eq!(a.digest(), b.digest());
+        a.apply(tombstone("x", 1, 1, &[1]));
+        assert_ne!(a.digest(), b.digest());
+        b.apply(tombstone("x", 1, 1, &[]));
+        assert_ne!(a.digest(), b.digest(), "a missing ack must show");
+        b.apply(tombstone("x", 1, 1, &[1]));
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!(a.max_version(), Some(entry("x", 1, 1).version));
+    }
+
+    #[test]
+    fn referenced_hashes_shared_blob() {
+        let mut c = Catalog::new();
+        let a = entry("a", 1, 1);
+        c.apply(a.clone());
+        c.apply(CatalogEntry {
+            name: "b".into(),
+            ..a.clone()
+        });
+        c.apply(tombstone("a", 2, 1, &[]));
+        assert_eq!(c.referenced_hashes(), [a.hash].into());
+    }
+
+    #[test]
+    fn apply_refuses_bad_names() {
+        let mut c = Catalog::new();
+        assert!(!c.apply(entry("../etc/passwd", 1, 1)));
+        assert!(c.all().next().is_none());
+    }
+
+    #[test]
+    fn name_validation() {
+        assert!(validate_name("Song – 01 (live).flac").is_ok());
+        assert!(validate_name(&"é".repeat(127)).is_ok());
+        assert_eq!(validate_name("").unwrap_err(), "track name is empty");
+        let long = validate_name(&"a".repeat(256)).unwrap_err();
+        assert!(long.contains("too long (256 bytes"), "{long}");
+        assert!(
+            validate_name(&"é".repeat(128))
+                .unwrap_err()
+                .contains("too long")
+        );
+        assert!(validate_name("a/b").unwrap_err().contains("path separator"));
+        assert!(
+            validate_name("a\\b")
+                .unwrap_err()
+                .contains("path separator")
+        );
+        assert!(validate_name("a\0b").unwrap_err().contains("NUL"));
+        for bad in ["a\nb", "a\tb", "\u{1b}[31m", "a\u{7f}", "a\u{85}"] {
+            assert!(
+                validate_name(bad)
+                    .unwrap_err()
+                    .contains("control character"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn chunking_and_verification() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let hashes = chunk_hashes(&data, CHUNK_SIZE);
+        assert_eq!(hashes.len(), 4);
+        assert!(chunk_hashes(&[], CHUNK_SIZE).is_empty());
+        let e = CatalogEntry {
+            size: data.len() as u64,
+            chunk_hashes: hashes,
+            ..entry("x", 1, 1)
+        };
+        let c = CHUNK_SIZE as usize;
+        assert!(verify_chunk(&e, 0, &data[..c]));
+        assert!(verify_chunk(&e, 3, &data[3 * c..]));
+        assert!(!verify_chunk(&e, 1, &data[..c]), "wrong position");
+        assert!(!verify_chunk(&e, 3, &data[3 * c..data.len() - 1]), "short");
+        assert!(!verify_chunk(&e, 4, &[]), "past the end");
+        assert!(!verify_chunk(
+            &CatalogEntry {
+                chunk_size: 0,
+                ..e.clone()
+            },
+            0,
+            &data[..c]
+        ));
+        assert_eq!(
+            chunk_range(e.size, CHUNK_SIZE, 3),
+            Some(3 * c as u64..200_000)
+        );
+        assert_eq!(chunk_range(u64::MAX, u32::MAX, usize::MAX), None);
+    }
+
+    proptest! {
+        #[test]
+        fn chunk_hasher_matches_one_shot(
+            data in prop::collection::vec(any::<u8>(), 0..3000),
+            cuts in prop::collection::vec(0usize..3000, 0..8),
+            chunk in 1u32..700,
+        ) {
+            let mut h = ChunkHasher::new(chunk);
+            let mut cuts: Vec<_> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort();
+            let mut at = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                h.update(&data[at..c]);
+                at = c;
+            }
+            prop_assert_eq!(h.completed_chunks().len(), data.len() / chunk as usize);
+            let d = h.finish();
+            prop_assert_eq!(d.hash, *blake3::hash(&data).as_bytes());
+            prop_assert_eq!(d.size, data.len() as u64);
+            prop_assert_eq!(&d.chunk_hashes, &chunk_hashes(&data, chunk));
+            let e = CatalogEntry { size: d.size, chunk_size: chunk, chunk_hashes: d.chunk_hashes, ..entry("x", 1, 1) };
+            for (i, piece) in data.chunks(chunk as usize).enumerate() {
+                prop_assert!(verify_chunk(&e, i, piece));
+            }
+        }
+    }
+
+    /// Small spaces on purpose: few names, clock values and peers make ties and conflicts
+    /// common, which is where merge bugs hide.
+    fn arb_entry() -> impl Strategy<Value = CatalogEntry> {
+        (
+            prop::sample::select(vec!["a", "b", "c"]),
+            0u64..4,
+            0u8..3,
+            any::<bool>(),
+            prop::collection::btree_set(0u8..4, 0..3),
+            0u8..2,
+        )
+            .prop_map(|(name, ms, by, dead, acks, variant)| {
+                let mut e = if dead {
+                    tombstone(name, ms, by, &acks.into_iter().collect::<Vec<_>>())
+                } else {
+                    entry(name, ms, by)
+                };
+                // Same version, different content: a peer that lost its clock state.
+                e.size += variant as u64;
+                e
+            })
+    }
+
+    fn fold(entries: &[CatalogEntry]) -> Catalog {
+        let mut c = Catalog::new();
+        for e in entries {
+            let before = c.clone();
+            let changed = c.apply(e.clone());
+            assert_eq!(
+                changed,
+                c != before,
+                "apply must report exactly whether it changed"
+            );
+        }
+        c
+    }
+
+    proptest! {
+        #[test]
+        fn merge_order_does_not_matter(
+            (entries, shuffled) in prop::collection::vec(arb_entry(), 0..12)
+                .prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle())),
+            split in any::<prop::sample::Index>(),
+        ) {
+            let a = fold(&entries);
+            // Commutativity: any arrival order.
+            prop_assert_eq!(&a, &fold(&shuffled));
+            // Idempotence: hearing everything again changes nothing.
+            let mut again = a.clone();
+            for e in &entries {
+                prop_assert!(!again.apply(e.clone()));
+            }
+            prop_assert_eq!(&again, &a);
+            // Associativity: two peers each fold a part, then exchange catalogs.
+            let at = split.index(entries.len() + 1);
+            let (left, right) = (fold(&entries[..at]), fold(&entries[at..]));
+            let mut l = left.clone();
+            for e in right.all() { l.apply(e.clone()); }
+            let mut r = right.clone();
+            for e in left.all() { r.apply(e.clone()); }
+            prop_assert_eq!(&l, &a);
+            prop_assert_eq!(&r, &a);
+            prop_assert_eq!(l.digest(), a.digest());
+        }
+    }
+}

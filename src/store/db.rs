@@ -1,0 +1,109 @@
+//! The embedded transactional database (redb): network facts, membership and catalog survive
+//! restarts and crashes.
+
+use anyhow::{Context, Result};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::Path;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const MEMBERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("members");
+const CATALOG: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog");
+
+pub struct Db {
+    db: Database,
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db> {
+        let db = Database::create(path)
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        let tx = db.begin_write()?;
+        tx.open_table(META)?;
+        tx.open_table(MEMBERS)?;
+        tx.open_table(CATALOG)?;
+        tx.commit()?;
+        Ok(Db { db })
+    }
+
+    pub fn get_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(META)?;
+        match t.get(key)? {
+            Some(v) => Ok(Some(
+                postcard::from_bytes(v.value()).context("corrupt database value")?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = postcard::to_allocvec(value)?;
+        let tx = self.db.begin_write()?;
+        tx.open_table(META)?.insert(key, bytes.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn load_all<T: DeserializeOwned>(&self, def: TableDefinition<&[u8], &[u8]>) -> Result<Vec<T>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(def)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            if let Ok(x) = postcard::from_bytes(v.value()) {
+                out.push(x);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn load_members<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.load_all(MEMBERS)
+    }
+
+    pub fn save_members<T: Serialize>(&self, rows: &[(Vec<u8>, T)]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(MEMBERS)?;
+            for (k, v) in rows {
+                t.insert(k.as_slice(), postcard::to_allocvec(v)?.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn load_catalog<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CATALOG)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            if let Ok(x) = postcard::from_bytes(v.value()) {
+                out.push(x);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Upserts and deletes in one transaction.
+    pub fn save_catalog<T: Serialize>(
+        &self,
+        upserts: &[(String, T)],
+        deletes: &[String],
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(CATALOG)?;
+            for (k, v) in upserts {
+                t.insert(k.as_str(), postcard::to_allocvec(v)?.as_slice())?;
+            }
+            for k in deletes {
+                t.remove(k.as_str())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}

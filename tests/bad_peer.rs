@@ -1,0 +1,119 @@
+//! A raw QUIC client that completes TLS and then misbehaves is cut off, while the mesh keeps
+//! serving everyone else.
+
+mod common;
+
+use common::*;
+use meff::mesh::membership::MemberRecord;
+use meff::net::auth::{self, Role};
+use meff::net::frame;
+use meff::net::identity::Identity;
+use meff::net::msg::{Heartbeat, Hello, Msg};
+use meff::net::tls;
+use meff::node::{Node, close_code};
+use std::time::Duration;
+
+async fn raw_connect(
+    target: &Node,
+    dir: &std::path::Path,
+) -> (quinn::Endpoint, quinn::Connection, Identity) {
+    std::fs::create_dir_all(dir).unwrap();
+    let id = Identity::load_or_create(dir).unwrap();
+    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    ep.set_default_client_config(tls::client_config(&id, Some(target.id())).unwrap());
+    let conn = ep
+        .connect(target.local_addr(), tls::SERVER_NAME)
+        .unwrap()
+        .await
+        .expect("TLS handshake with a real identity succeeds");
+    (ep, conn, id)
+}
+
+/// Sends `bytes` on a fresh stream and returns the close code the peer answered with.
+async fn send_and_expect_close(conn: &quinn::Connection, bytes: &[u8]) -> u64 {
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    let _ = send.write_all(bytes).await;
+    let _ = send.finish();
+    match tokio::time::timeout(Duration::from_secs(7), conn.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(c)) => c.error_code.into_inner(),
+        Ok(other) => panic!("closed for another reason: {other}"),
+        Err(_) => panic!("misbehaving client was not cut off"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_oversized_wrong_kind_and_wrong_version_are_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start("a", dir.path(), None).await;
+    let b = start("b", dir.path(), Some(&a)).await;
+    assert!(
+        wait_for(Duration::from_secs(10), || full_mesh(&[
+            a.clone(),
+            b.clone()
+        ]))
+        .await
+        .is_some()
+    );
+
+    // Garbage bytes.
+    let (_ep, conn, _) = raw_connect(&a, &dir.path().join("raw1")).await;
+    let code = send_and_expect_close(&conn, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(code, close_code::PROTOCOL as u64);
+
+    // An oversized frame: a hello header announcing 4 GiB.
+    let (_ep, conn, _) = raw_connect(&a, &dir.path().join("raw2")).await;
+    let code = send_and_expect_close(&conn, &[0, 0xff, 0xff, 0xff, 0xff]).await;
+    assert_eq!(code, close_code::PROTOCOL as u64);
+
+    // A frame of the wrong kind first.
+    let (_ep, conn, _) = raw_connect(&a, &dir.path().join("raw3")).await;
+    let hb = frame::encode(&Msg::Heartbeat(Heartbeat { seq: 1, rtt_us: 1 }));
+    let code = send_and_expect_close(&conn, &hb).await;
+    assert_eq!(code, close_code::PROTOCOL as u64);
+
+    // A hello without the key.
+    let (_ep, conn, id) = raw_connect(&a, &dir.path().join("raw4")).await;
+    let hello = |version: u16, proof: [u8; 32]| {
+        frame::encode(&Msg::Hello(Hello {
+            version,
+            record: MemberRecord {
+                id: id.id,
+                name: "raw".into(),
+                addrs: vec![],
+                incarnation: 1,
+                left: false,
+                capacity: 1,
+            },
+            proof,
+            observed: a.local_addr(),
+        }))
+    };
+    let code = send_and_expect_close(&conn, &hello(1, [0; 32])).await;
+    assert_eq!(code, close_code::AUTH as u64);
+
+    // A hello with the key but a protocol version from the future.
+    let (_ep, conn, id2) = raw_connect(&a, &dir.path().join("raw5")).await;
+    let key = meff::cli::parse_network_key(&a.network_key_hex()).unwrap();
+    let proof = auth::proof(&conn, &key, Role::Dialer).unwrap();
+    let mut bytes = hello(99, proof);
+    // Re-encode with the right identity for this connection.
+    if let Msg::Hello(mut h) = frame::decode_body(0, &bytes[frame::HEADER_LEN..]).unwrap() {
+        h.record.id = id2.id;
+        bytes = frame::encode(&Msg::Hello(h));
+    }
+    let code = send_and_expect_close(&conn, &bytes).await;
+    assert_eq!(code, close_code::VERSION as u64);
+
+    // Silence: a client that never says hello is dropped after the handshake timeout.
+    let (_ep, conn, _) = raw_connect(&a, &dir.path().join("raw6")).await;
+    let (_send, _recv) = conn.open_bi().await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(8), conn.closed()).await;
+    assert!(closed.is_ok(), "silent client kept its connection");
+
+    // The mesh is untouched and nobody lists the raw clients.
+    assert_eq!(state_of(&a, &b).as_deref(), Some("alive"));
+    assert_eq!(state_of(&b, &a).as_deref(), Some("alive"));
+    assert_eq!(a.status().peers.len(), 1);
+    a.leave().await;
+    b.leave().await;
+}

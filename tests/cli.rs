@@ -1,0 +1,296 @@
+//! The `meff` binary as real processes: start forms, control-socket commands, SIGKILL
+//! detection, restart and rejoin, and the one-line errors of bad input.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_meff");
+
+struct Peer {
+    child: Child,
+    dir: std::path::PathBuf,
+    invite: Option<String>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn up(name: &str, dir: &Path, join: Option<&str>) -> Peer {
+    up_with(name, dir, join, join.is_none())
+}
+
+/// `creates`: whether this start creates a network (and so prints an invite line).
+fn up_with(name: &str, dir: &Path, join: Option<&str>, creates: bool) -> Peer {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "up",
+        "--name",
+        name,
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--data-dir",
+    ])
+    .arg(dir);
+    if let Some(j) = join {
+        cmd.args(["--join", j]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("listening: "), "got {first}");
+    let invite = if creates {
+        let l = lines.next().unwrap().unwrap();
+        Some(l.strip_prefix("invite: ").unwrap().to_string())
+    } else {
+        None
+    };
+    // Keep draining stdout so the peer never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Peer {
+        child,
+        dir: dir.to_path_buf(),
+        invite,
+    }
+}
+
+fn meff(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn status(dir: &Path) -> Value {
+    let (code, out, err) = meff(dir, &["status", "--json"]);
+    assert_eq!(code, 0, "status failed: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn state_of(observer: &Path, peer_name: &str) -> Option<String> {
+    let s = status(observer);
+    s["peers"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == peer_name)
+        .map(|p| p["state"].as_str().unwrap_or("").to_string())
+}
+
+fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < timeout {
+        if cond() {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn kill_is_detected_leave_is_seen_and_a_restarted_peer_rejoins() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("a", &base.path().join("a"), None);
+    let ticket = a.invite.clone().unwrap();
+    let mut b = up("b", &base.path().join("b"), Some(&ticket));
+    let c = up("c", &base.path().join("c"), Some(&ticket));
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            state_of(&a.dir, "b").as_deref() == Some("alive")
+                && state_of(&a.dir, "c").as_deref() == Some("alive")
+                && state_of(&c.dir, "b").as_deref() == Some("alive")
+        })
+        .is_some()
+    );
+    let s = status(&a.dir);
+    assert_eq!(s["name"], "a");
+    assert_eq!(s["peers"].as_array().unwrap().len(), 2);
+    assert_eq!(s["peers"][0]["path"], "direct");
+
+    // SIGKILL: no goodbye, detected by heartbeats alone.
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let took = wait_for(Duration::from_secs(8), || {
+        state_of(&a.dir, "b").as_deref() == Some("dead")
+            && state_of(&c.dir, "b").as_deref() == Some("dead")
+    });
+    let took = took.expect("killed peer not marked dead");
+    eprintln!("kill detected by all in {} ms", took.as_millis());
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    // Restart b on its data dir with no --join: it rejoins by itself.
+    let b2 = up_with("b", &b.dir, None, false);
+    let took = wait_for(Duration::from_secs(10), || {
+        state_of(&a.dir, "b").as_deref() == Some("alive")
+            && state_of(&b2.dir, "c").as_deref() == Some("alive")
+    });
+    eprintln!(
+        "restarted peer rejoined in {:?}",
+        took.expect("restarted peer did not rejoin")
+    );
+
+    // A graceful leave through the control socket.
+    let t0 = Instant::now();
+    let (code, _, err) = meff(&c.dir, &["down"]);
+    assert_eq!(code, 0, "{err}");
+    let took = wait_for(Duration::from_secs(3), || {
+        state_of(&a.dir, "c").as_deref() == Some("left")
+    });
+    assert!(took.is_some(), "leave not seen");
+    eprintln!("leave (meff down) seen in {} ms", t0.elapsed().as_millis());
+}
+
+#[test]
+fn control_commands_and_bad_input() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("a", &base.path().join("a"), None);
+
+    let (code, out, _) = meff(&a.dir, &["invite"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("invite: meff1"));
+    let (code, out, _) = meff(&a.dir, &["peers"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no other peers"));
+    let (code, _, err) = meff(&a.dir, &["push", "x", "/nonexistent"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error: "), "{err}");
+
+    // A second peer on the same data dir.
+    let out = Command::new(BIN)
+        .args(["up", "--name", "a2", "--port", "0", "--data-dir"])
+        .arg(&a.dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already running on data dir"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A port in use.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port().to_string();
+    let out = Command::new(BIN)
+        .args([
+            "up",
+            "--name",
+            "p",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--data-dir",
+        ])
+        .arg(base.path().join("p"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already in use"));
+
+    // A malformed ticket.
+    let out = Command::new(BIN)
+        .args([
+            "up",
+            "--name",
+            "q",
+            "--port",
+            "0",
+            "--join",
+            "meff1garbage",
+            "--data-dir",
+        ])
+        .arg(base.path().join("q"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: malformed ticket"));
+
+    // host:port without a key, in a script.
+    let out = Command::new(BIN)
+        .args([
+            "up",
+            "--name",
+            "r",
+            "--port",
+            "0",
+            "--join",
+            "127.0.0.1:9",
+            "--data-dir",
+        ])
+        .arg(base.path().join("r"))
+        .stdin(Stdio::null())
+        .env_remove("MEFF_NETWORK_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("network key"));
+
+    // Usage errors exit 2.
+    let out = Command::new(BIN)
+        .args(["status", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // A command with no peer running.
+    let (code, _, err) = meff(&base.path().join("nobody"), &["status"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no peer is running"), "{err}");
+}
+
+#[test]
+fn the_original_form_runs_a_scripted_shell() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("a", &base.path().join("a"), None);
+    let ticket = a.invite.clone().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--data-dir"])
+        .arg(base.path().join("s"))
+        .args(["--bind", "127.0.0.1", "s", "0", &ticket])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        // Give the join a moment before asking for peers.
+        std::thread::sleep(Duration::from_millis(800));
+        writeln!(stdin, "peers").unwrap();
+        writeln!(stdin, "status --json").unwrap();
+        writeln!(stdin, "frobnicate").unwrap();
+        writeln!(stdin, "exit").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("listening: "), "{stdout}");
+    assert!(stdout.contains(" alive "), "{stdout}");
+    let json_line = stdout.lines().find(|l| l.starts_with('{')).unwrap();
+    let v: Value = serde_json::from_str(json_line).unwrap();
+    assert_eq!(v["name"], "s");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
+    assert!(
+        wait_for(Duration::from_secs(2), || state_of(&a.dir, "s").as_deref()
+            == Some("left"))
+        .is_some()
+    );
+}
