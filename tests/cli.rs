@@ -43,9 +43,16 @@ fn up_with(name: &str, dir: &Path, join: Option<&str>, creates: bool) -> Peer {
     if let Some(j) = join {
         cmd.args(["--join", j]);
     }
+    // Each peer's log goes beside its data dir, for post-mortems of failed tests.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.with_extension("log"))
+        .unwrap();
     let mut child = cmd
+        .env("RUST_LOG", "meff=debug")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -291,6 +298,96 @@ fn the_original_form_runs_a_scripted_shell() {
     assert!(
         wait_for(Duration::from_secs(2), || state_of(&a.dir, "s").as_deref()
             == Some("left"))
+        .is_some()
+    );
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn storage_commands_survive_a_crash_and_restart() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("a", &base.path().join("a"), None);
+    let ticket = a.invite.clone().unwrap();
+    let b = up("b", &base.path().join("b"), Some(&ticket));
+    assert!(
+        wait_for(Duration::from_secs(10), || state_of(&a.dir, "b").as_deref()
+            == Some("alive"))
+        .is_some()
+    );
+
+    let mp3 = fixture("tone.mp3");
+    let (code, out, err) = meff(&a.dir, &["push", "song", mp3.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pushed song to 2 peers"), "{out}");
+    // Bad input through the CLI: one error line, exit 1.
+    let txt = fixture("not-audio.txt");
+    let (code, _, err) = meff(&a.dir, &["push", "text", txt.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: ") && err.lines().count() == 1,
+        "{err}"
+    );
+    let (code, _, err) = meff(&a.dir, &["get", "nothing"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no track named"), "{err}");
+
+    let (code, out, _) = meff(&b.dir, &["ls", "--json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["name"], "song");
+    assert_eq!(v[0]["codec"], "mp3");
+    assert_eq!(v[0]["replicas"], 2);
+
+    // Relative output paths resolve against the caller's directory.
+    let out_dir = base.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let st = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&b.dir)
+        .args(["get", "song"])
+        .current_dir(&out_dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        std::fs::read(out_dir.join("song.mp3")).unwrap(),
+        std::fs::read(&mp3).unwrap()
+    );
+
+    // SIGKILL b and restart it: it lists everything it knew and still holds its copy.
+    let bdir = b.dir.clone();
+    drop(b);
+    let b2 = up_with("b", &bdir, None, false);
+    let (code, out, _) = meff(&b2.dir, &["ls", "--json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["name"], "song");
+    // It catches up on what it missed: a track pushed while it was down... (push now, then check)
+    let ogg = fixture("tone.ogg");
+    let (code, out, err) = meff(&a.dir, &["push", "later", ogg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pushed later"), "{out}");
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            let (_, out, _) = meff(&b2.dir, &["ls", "--json"]);
+            serde_json::from_str::<Value>(&out)
+                .map(|v| v.as_array().map(|a| a.len()) == Some(2))
+                .unwrap_or(false)
+        })
+        .is_some()
+    );
+    let (code, _, _) = meff(&b2.dir, &["remove", "song"]);
+    assert_eq!(code, 0);
+    assert!(
+        wait_for(Duration::from_secs(2), || {
+            let (_, out, _) = meff(&a.dir, &["ls", "--json"]);
+            !out.contains("\"song\"")
+        })
         .is_some()
     );
 }

@@ -72,7 +72,15 @@ pub async fn execute(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> i32
     }
 }
 
-async fn run(node: &Node, cmd: PeerCmd, _cwd: &Path, out: &Output) -> Result<(), CmdError> {
+fn resolve(cwd: &Path, p: &Path) -> std::path::PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    }
+}
+
+async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), CmdError> {
     match cmd {
         PeerCmd::Status { json } => {
             let s = node.status();
@@ -98,15 +106,51 @@ async fn run(node: &Node, cmd: PeerCmd, _cwd: &Path, out: &Output) -> Result<(),
             }
         }
         PeerCmd::Down => {}
-        PeerCmd::Push { .. }
-        | PeerCmd::Get { .. }
-        | PeerCmd::Play { .. }
+        PeerCmd::Push { name, file } => {
+            let file = resolve(cwd, &file);
+            let o = out.clone();
+            let holders = node
+                .push(&name, &file, move |d, t| o.progress(d, t))
+                .await?;
+            let names: Vec<String> = holders.iter().map(|p| node.peer_name(p)).collect();
+            out.out(format!(
+                "pushed {name} to {} peers: {}",
+                holders.len(),
+                names.join(", ")
+            ));
+        }
+        PeerCmd::Get { name, output } => {
+            let path = node.get(&name, output.as_deref(), cwd).await?;
+            out.out(format!("saved {name} to {}", path.display()));
+        }
+        PeerCmd::Remove { name } => {
+            node.remove(&name).await?;
+            out.out(format!("removed {name}"));
+        }
+        PeerCmd::Ls { json } => {
+            let tracks = node.ls();
+            if json {
+                out.out(serde_json::to_string(&tracks)?);
+            } else if tracks.is_empty() {
+                out.out("no tracks yet; add one with `push NAME FILE`");
+            } else {
+                for t in tracks {
+                    out.out(format!(
+                        "{:<24} {:>10} {:>7.1} s  {:<6} {} replicas",
+                        t.name,
+                        human_bytes(t.size),
+                        t.duration_s,
+                        t.codec,
+                        t.replicas
+                    ));
+                }
+            }
+        }
+        PeerCmd::Play { .. }
         | PeerCmd::Stream { .. }
         | PeerCmd::Pause
         | PeerCmd::Resume
-        | PeerCmd::Stop
-        | PeerCmd::Remove { .. }
-        | PeerCmd::Ls { .. } => {
+        | PeerCmd::Stop => {
             return Err(CmdError("this command is not available yet".into()));
         }
     }

@@ -134,6 +134,13 @@ impl Liveness {
             .map(|t| now.saturating_duration_since(t.since))
     }
 
+    /// How long since we last heard from `id`.
+    pub fn silent_for(&self, id: &PeerId, now: Instant) -> Option<Duration> {
+        self.peers
+            .get(id)
+            .map(|t| now.saturating_duration_since(t.last_heard))
+    }
+
     pub fn forget(&mut self, id: &PeerId) {
         self.peers.remove(id);
     }

@@ -2,6 +2,7 @@
 
 use crate::id::PeerId;
 use crate::mesh::membership::MemberRecord;
+use crate::store::catalog::CatalogEntry;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -37,11 +38,43 @@ pub struct Heartbeat {
 pub enum Msg {
     Hello(Hello),
     HelloAck(HelloAck),
-    Reject { reason: String },
+    Reject {
+        reason: String,
+    },
     Heartbeat(Heartbeat),
     Members(Vec<MemberRecord>),
-    Leave { incarnation: u64 },
-    Introduce { peer: PeerId },
+    Leave {
+        incarnation: u64,
+    },
+    Introduce {
+        peer: PeerId,
+    },
+    /// Catalog entries that changed, or the whole catalog after a digest mismatch.
+    Catalog(Vec<CatalogEntry>),
+    /// Anti-entropy: the digest of the sender's catalog.
+    CatalogDigest([u8; 32]),
+    /// Every blob hash the sender holds.
+    Holdings(Vec<[u8; 32]>),
+    /// Opens a data stream: send the blob from `offset`; the answer is `FetchOk` then raw bytes.
+    Fetch {
+        hash: [u8; 32],
+        offset: u64,
+    },
+    FetchOk {
+        size: u64,
+    },
+    /// Opens a data stream: `entry.size` raw bytes follow; store them and pass them down `chain`.
+    Store {
+        entry: CatalogEntry,
+        chain: Vec<PeerId>,
+    },
+    StoreResult {
+        stored: Vec<PeerId>,
+        failed: Vec<(PeerId, String)>,
+    },
+    Failed {
+        reason: String,
+    },
 }
 
 const KB: usize = 1024;
@@ -56,6 +89,14 @@ impl Msg {
             Msg::Members(_) => 4,
             Msg::Leave { .. } => 5,
             Msg::Introduce { .. } => 6,
+            Msg::Catalog(_) => 7,
+            Msg::CatalogDigest(_) => 8,
+            Msg::Holdings(_) => 9,
+            Msg::Fetch { .. } => 10,
+            Msg::FetchOk { .. } => 11,
+            Msg::Store { .. } => 12,
+            Msg::StoreResult { .. } => 13,
+            Msg::Failed { .. } => 14,
         }
     }
 
@@ -68,6 +109,14 @@ impl Msg {
             Msg::Members(_) => "members",
             Msg::Leave { .. } => "leave",
             Msg::Introduce { .. } => "introduce",
+            Msg::Catalog(_) => "catalog",
+            Msg::CatalogDigest(_) => "catalog-digest",
+            Msg::Holdings(_) => "holdings",
+            Msg::Fetch { .. } => "fetch",
+            Msg::FetchOk { .. } => "fetch-ok",
+            Msg::Store { .. } => "store",
+            Msg::StoreResult { .. } => "store-result",
+            Msg::Failed { .. } => "failed",
         }
     }
 
@@ -81,6 +130,14 @@ impl Msg {
             4 => 256 * KB,
             5 => 64,
             6 => 64,
+            7 => 64 * KB * KB,
+            8 => 64,
+            9 => 8 * KB * KB,
+            10 => 64,
+            11 => 64,
+            12 => 8 * KB * KB,
+            13 => 64 * KB,
+            14 => 4 * KB,
             _ => return None,
         })
     }

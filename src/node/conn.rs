@@ -412,19 +412,6 @@ impl Node {
         }
     }
 
-    /// A request stream (transfers); each kind is served by the storage and streaming layers.
-    async fn handle_stream(
-        &self,
-        peer: PeerId,
-        conn: quinn::Connection,
-        msg: Msg,
-        _send: quinn::SendStream,
-        _recv: quinn::RecvStream,
-    ) {
-        let why = format!("unexpected {} opening a stream", msg.name());
-        self.protocol_violation(peer, &conn, &why);
-    }
-
     async fn run_heartbeats(
         &self,
         peer: PeerId,

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 const TICK: Duration = Duration::from_millis(250);
 const ANTI_ENTROPY_EVERY: Duration = Duration::from_secs(2);
 const REDIAL_ALIVE_AFTER: Duration = Duration::from_secs(2);
+const REPAIR_EVERY: Duration = Duration::from_millis(500);
 const REDIAL_DEAD_AFTER: Duration = Duration::from_secs(5);
 
 impl Node {
@@ -111,6 +112,9 @@ impl Node {
             changed_any = true;
         }
         if changed_any {
+            // Persist at once: a peer that crashes right after joining must still know its
+            // network when it restarts.
+            self.persist_members();
             self.broadcast_members(from);
         }
     }
@@ -149,6 +153,9 @@ impl Node {
                 }
                 Ok(())
             }
+            Msg::Catalog(_) | Msg::CatalogDigest(_) | Msg::Holdings(_) => {
+                self.handle_storage_control(peer, msg)
+            }
             other => bail!("unexpected {} on the control stream", other.name()),
         }
     }
@@ -158,6 +165,7 @@ impl Node {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(TICK);
             let mut last_gossip = Instant::now();
+            let mut last_repair = Instant::now();
             loop {
                 tokio::select! {
                     _ = node.inner.shutdown.cancelled() => break,
@@ -169,6 +177,11 @@ impl Node {
                 if now.duration_since(last_gossip) >= ANTI_ENTROPY_EVERY {
                     last_gossip = now;
                     node.broadcast_members(None);
+                    node.storage_gossip();
+                }
+                if now.duration_since(last_repair) >= REPAIR_EVERY {
+                    last_repair = now;
+                    node.repair_tick();
                 }
                 node.persist_members();
             }
@@ -250,9 +263,18 @@ impl Node {
                 .map(|r| (r.id.0.to_vec(), r.clone()))
                 .collect()
         };
+        tracing::debug!("saving {} member records", rows.len());
         if let Err(e) = self.inner.db.save_members(&rows) {
             warn!("cannot save membership: {e:#}");
         }
+    }
+
+    /// Stop at once without telling anyone, as a crash would: no leave, no hand-off. Others
+    /// see the heartbeats stop.
+    pub fn abort(&self) {
+        self.state().leaving = true;
+        self.inner.endpoint.close(0u32.into(), b"");
+        self.inner.shutdown.cancel();
     }
 
     /// Leave gracefully: tell everyone, close every link with the leave code, stop.
@@ -260,6 +282,7 @@ impl Node {
         if self.is_stopped() {
             return;
         }
+        self.hand_off().await;
         let inc = {
             let mut st = self.state();
             st.leaving = true;

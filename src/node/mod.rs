@@ -3,9 +3,13 @@
 //! its methods.
 
 mod conn;
+mod fetch;
 mod gossip;
 mod lock;
+mod repair_task;
 pub mod status;
+pub mod storage;
+mod transfer;
 
 use crate::id::PeerId;
 use crate::mesh::liveness::{Liveness, LivenessConfig};
@@ -15,6 +19,8 @@ use crate::net::identity::Identity;
 use crate::net::msg::Msg;
 use crate::net::ticket::Ticket;
 use crate::net::tls;
+use crate::store::blobs::{BlobStore, Hash};
+use crate::store::catalog::{Catalog, CatalogEntry, Hlc};
 use crate::store::db::Db;
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -34,6 +40,9 @@ pub mod close_code {
     pub const NAME_TAKEN: u32 = 5;
     pub const VERSION: u32 = 6;
 }
+
+/// Concurrent uploads a peer serves; more wait in line.
+const MAX_UPLOADS: usize = 8;
 
 #[derive(Clone, Debug)]
 pub enum JoinTarget {
@@ -86,6 +95,19 @@ pub(crate) struct State {
     pub observed: BTreeSet<SocketAddr>,
     pub members_dirty: bool,
     pub leaving: bool,
+    pub catalog: Catalog,
+    pub hlc: Hlc,
+    /// What other peers told us they hold.
+    pub holdings: HashMap<PeerId, BTreeSet<Hash>>,
+    /// What we hold (mirrors the blob store).
+    pub held: BTreeSet<Hash>,
+    /// Blobs repair must not drop yet: just stored for an entry (name, version) whose catalog
+    /// write may not have arrived; protected until it has, or until the instant.
+    pub protected: HashMap<Hash, (Instant, String, crate::store::catalog::Version)>,
+    /// Transfers we are running from each peer, for load-aware source choice.
+    pub in_flight: HashMap<PeerId, usize>,
+    /// Blobs a repair fetch is pulling right now.
+    pub repairing: HashSet<Hash>,
 }
 
 pub(crate) struct Inner {
@@ -98,6 +120,9 @@ pub(crate) struct Inner {
     pub shutdown: CancellationToken,
     pub created_network: bool,
     pub local_addr: SocketAddr,
+    pub blobs: BlobStore,
+    /// Caps concurrent uploads; requests beyond it wait their turn.
+    pub upload_slots: tokio::sync::Semaphore,
     _lock: lock::DataDirLock,
 }
 
@@ -173,6 +198,16 @@ impl Node {
             tracing::warn!("name {} is also used by {}", me.name, holder.id.short());
         }
         table.merge(me);
+        let blobs = BlobStore::open(&cfg.data_dir.join("blobs"))?;
+        let held = blobs.list();
+        let mut catalog = Catalog::new();
+        for e in db.load_catalog::<CatalogEntry>()? {
+            catalog.apply(e);
+        }
+        let hlc = catalog
+            .max_version()
+            .map(|v| Hlc::resume(v.ts))
+            .unwrap_or_default();
         let mut live = Liveness::new(cfg.liveness);
         let t0 = Instant::now();
         for r in table.records() {
@@ -197,10 +232,19 @@ impl Node {
                     observed: BTreeSet::new(),
                     members_dirty: true,
                     leaving: false,
+                    catalog,
+                    hlc,
+                    holdings: HashMap::new(),
+                    held,
+                    protected: HashMap::new(),
+                    in_flight: HashMap::new(),
+                    repairing: HashSet::new(),
                 }),
                 shutdown: CancellationToken::new(),
                 created_network,
                 local_addr,
+                blobs,
+                upload_slots: tokio::sync::Semaphore::new(MAX_UPLOADS),
                 _lock: lock,
             }),
         };

@@ -67,7 +67,14 @@ impl Node {
         }
     }
 
+    pub fn peer_name(&self, id: &crate::id::PeerId) -> String {
+        if *id == self.id() {
+            return self.name().to_string();
+        }
+        self.state().table.display_name(id)
+    }
+
     pub fn stored_bytes(&self) -> u64 {
-        0
+        self.inner.blobs.total_bytes()
     }
 }

@@ -1,6 +1,7 @@
 //! What a peer keeps on disk: blobs (content-addressed files) and the catalog database, plus
 //! the pure logic of the replicated catalog and of repair.
 
+pub mod blobs;
 pub mod catalog;
 pub mod db;
 pub mod fsutil;

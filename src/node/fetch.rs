@@ -1,0 +1,190 @@
+//! Verified fetching with failover: chunks are checked against the catalog's chunk hashes
+//! before anyone sees them; a source that fails, stalls or lies is dropped and the fetch goes
+//! on from the same offset at the next best holder.
+
+use super::Node;
+use crate::id::PeerId;
+use crate::net::frame;
+use crate::net::msg::Msg;
+use crate::store::catalog::{CatalogEntry, verify_chunk};
+use anyhow::{Result, anyhow, bail};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// A source that sends nothing for this long is treated as failed.
+const STALL: Duration = Duration::from_millis(1500);
+const ROUNDS: usize = 3;
+
+#[derive(Debug, Clone, Default)]
+pub struct FetchReport {
+    pub sources: Vec<PeerId>,
+    pub failovers: u64,
+    pub bytes: u64,
+}
+
+enum Outcome {
+    Done,
+    /// The consumer went away (playback stopped): not an error.
+    Cancelled,
+}
+
+impl Node {
+    /// Holders to try, best first: fewest transfers in flight, then lowest rtt.
+    pub(crate) fn sources_for(&self, entry: &CatalogEntry) -> Vec<PeerId> {
+        let holders = self.known_holders();
+        let alive = self.alive_peers();
+        let me = self.id();
+        let st = self.state();
+        let mut v: Vec<(usize, Duration, PeerId)> = holders
+            .get(&entry.hash)
+            .into_iter()
+            .flatten()
+            .filter(|p| **p != me && alive.contains(p))
+            .map(|p| {
+                let rtt = st
+                    .links
+                    .get(p)
+                    .map(|l| l.conn.rtt())
+                    .unwrap_or(Duration::MAX);
+                (st.in_flight.get(p).copied().unwrap_or(0), rtt, *p)
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, _, p)| p).collect()
+    }
+
+    /// Sends every verified chunk of `entry`, in order, into `tx`. `local_first`: read our own
+    /// blob when we hold one.
+    pub(crate) async fn fetch_verified(
+        &self,
+        entry: &CatalogEntry,
+        tx: mpsc::Sender<Vec<u8>>,
+        local_first: bool,
+        on_source: impl Fn(PeerId),
+    ) -> Result<FetchReport> {
+        let mut report = FetchReport::default();
+        let mut offset = 0u64;
+        if entry.size == 0 {
+            return Ok(report);
+        }
+        if local_first && self.inner.blobs.has(&entry.hash) {
+            match self.read_local(entry, &tx, &mut offset).await {
+                Ok(Outcome::Done) | Ok(Outcome::Cancelled) => {
+                    report.sources.push(self.id());
+                    report.bytes = offset;
+                    return Ok(report);
+                }
+                Err(e) => warn!("local copy of {} unusable: {e:#}", entry.name),
+            }
+        }
+        let mut last_err = String::from("no holder of this track is reachable");
+        for _ in 0..ROUNDS {
+            let sources = self.sources_for(entry);
+            for src in sources {
+                if report.sources.last() != Some(&src) {
+                    if !report.sources.is_empty() {
+                        report.failovers += 1;
+                    }
+                    report.sources.push(src);
+                    on_source(src);
+                }
+                *self.state().in_flight.entry(src).or_default() += 1;
+                let r = self.fetch_from(src, entry, &tx, &mut offset).await;
+                if let Some(n) = self.state().in_flight.get_mut(&src) {
+                    *n = n.saturating_sub(1);
+                }
+                match r {
+                    Ok(Outcome::Done) | Ok(Outcome::Cancelled) => {
+                        report.bytes = offset;
+                        return Ok(report);
+                    }
+                    Err(e) => {
+                        info!("source {} failed at byte {offset}: {e:#}", src.short());
+                        last_err = format!("{e:#}");
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        bail!("cannot fetch '{}': {last_err}", entry.name)
+    }
+
+    async fn read_local(
+        &self,
+        entry: &CatalogEntry,
+        tx: &mpsc::Sender<Vec<u8>>,
+        offset: &mut u64,
+    ) -> Result<Outcome> {
+        let mut f = tokio::fs::File::open(self.inner.blobs.path(&entry.hash)).await?;
+        let chunk = entry.chunk_size as usize;
+        for (i, _) in entry.chunk_hashes.iter().enumerate() {
+            let want = ((entry.size - *offset) as usize).min(chunk);
+            let mut buf = vec![0u8; want];
+            f.read_exact(&mut buf).await?;
+            if !verify_chunk(entry, i, &buf) {
+                self.drop_blob(&entry.hash);
+                bail!("chunk {i} does not match its hash");
+            }
+            *offset += want as u64;
+            if tx.send(buf).await.is_err() {
+                return Ok(Outcome::Cancelled);
+            }
+        }
+        Ok(Outcome::Done)
+    }
+
+    async fn fetch_from(
+        &self,
+        src: PeerId,
+        entry: &CatalogEntry,
+        tx: &mpsc::Sender<Vec<u8>>,
+        offset: &mut u64,
+    ) -> Result<Outcome> {
+        let conn = self.link_conn(&src)?;
+        let (mut send, mut recv) = tokio::time::timeout(STALL, conn.open_bi())
+            .await
+            .map_err(|_| anyhow!("no stream within {STALL:?}"))??;
+        frame::write_frame(
+            &mut send,
+            &Msg::Fetch {
+                hash: entry.hash,
+                offset: *offset,
+            },
+        )
+        .await?;
+        let _ = send.finish();
+        match tokio::time::timeout(STALL * 2, frame::read_frame(&mut recv)).await {
+            Ok(Ok(Msg::FetchOk { size })) if size == entry.size => {}
+            Ok(Ok(Msg::FetchOk { size })) => {
+                bail!("holder has {size} bytes, catalog says {}", entry.size)
+            }
+            Ok(Ok(Msg::Failed { reason })) => bail!("holder refused: {reason}"),
+            Ok(Ok(other)) => bail!("unexpected {}", other.name()),
+            Ok(Err(e)) => bail!("{e}"),
+            Err(_) => bail!("no answer within {:?}", STALL * 2),
+        }
+        let chunk = entry.chunk_size as u64;
+        let mut index = (*offset / chunk) as usize;
+        while *offset < entry.size {
+            let want = (entry.size - *offset).min(chunk) as usize;
+            let mut buf = vec![0u8; want];
+            match tokio::time::timeout(STALL, recv.read_exact(&mut buf)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => bail!("{e}"),
+                Err(_) => bail!("stalled for {STALL:?}"),
+            }
+            if !verify_chunk(entry, index, &buf) {
+                bail!("chunk {index} does not match its hash");
+            }
+            *offset += want as u64;
+            index += 1;
+            if tx.send(buf).await.is_err() {
+                let _ = recv.stop(0u32.into());
+                return Ok(Outcome::Cancelled);
+            }
+        }
+        Ok(Outcome::Done)
+    }
+}

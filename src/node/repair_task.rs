@@ -1,0 +1,174 @@
+//! Drives the repair planner: pulls what placement gives us, drops what it moved away, and on
+//! leave hands off copies that would otherwise fall below R.
+
+use super::Node;
+use crate::mesh::placement;
+use crate::net::msg::Msg;
+use crate::store::blobs::Hash;
+use crate::store::catalog::CatalogEntry;
+use crate::store::repair::{RepairAction, RepairInput, TrackRef, plan};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+impl Node {
+    pub(crate) fn repair_tick(&self) {
+        if self.state().leaving {
+            return;
+        }
+        let candidates = self.placement_candidates();
+        let known = self.known_holders();
+        let (entries, held, protected) = {
+            let mut st = self.state();
+            let now = Instant::now();
+            // Protection ends once the catalog has caught up with the write it was for.
+            let catalog = &st.catalog;
+            let caught_up: Vec<Hash> = st
+                .protected
+                .iter()
+                .filter(|(_, (until, name, version))| {
+                    *until <= now || catalog.get(name).is_some_and(|e| e.version >= *version)
+                })
+                .map(|(h, _)| *h)
+                .collect();
+            for h in caught_up {
+                st.protected.remove(&h);
+            }
+            let entries: Vec<CatalogEntry> = st.catalog.live().cloned().collect();
+            let protected: BTreeSet<Hash> = st
+                .protected
+                .keys()
+                .chain(st.repairing.iter())
+                .copied()
+                .collect();
+            (entries, st.held.clone(), protected)
+        };
+        let tracks: Vec<TrackRef> = entries
+            .iter()
+            .map(|e| TrackRef {
+                name: &e.name,
+                hash: e.hash,
+            })
+            .collect();
+        let actions = plan(&RepairInput {
+            tracks: &tracks,
+            alive: &candidates,
+            replicas: self.inner.cfg.replicas,
+            me: self.id(),
+            held: &held,
+            known_holders: &known,
+            protected: &protected,
+        });
+        for a in actions {
+            match a {
+                RepairAction::Fetch { hash, .. } => {
+                    if !self.state().repairing.insert(hash) {
+                        continue;
+                    }
+                    let Some(entry) = entries.iter().find(|e| e.hash == hash).cloned() else {
+                        self.state().repairing.remove(&hash);
+                        continue;
+                    };
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        let t0 = Instant::now();
+                        match node.pull_blob(&entry).await {
+                            Ok(()) => info!(
+                                "repair: now holding {} ({} ms)",
+                                entry.name,
+                                t0.elapsed().as_millis()
+                            ),
+                            Err(e) => warn!("repair: cannot pull {}: {e:#}", entry.name),
+                        }
+                        node.state().repairing.remove(&hash);
+                    });
+                }
+                RepairAction::Drop { hash } | RepairAction::DropUnreferenced { hash } => {
+                    info!("repair: dropping blob {}", crate::store::blobs::hex(&hash));
+                    self.drop_blob(&hash);
+                }
+            }
+        }
+    }
+
+    /// Fetch a blob from its holders into our blob store.
+    pub(crate) async fn pull_blob(&self, entry: &CatalogEntry) -> anyhow::Result<()> {
+        let mut w = self.inner.blobs.begin(&entry.hash)?;
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
+        let node = self.clone();
+        let e = entry.clone();
+        let fetch = tokio::spawn(async move { node.fetch_verified(&e, tx, false, |_| {}).await });
+        while let Some(chunk) = rx.recv().await {
+            w.write(&chunk)?;
+        }
+        fetch.await??;
+        tokio::task::spawn_blocking(move || w.commit()).await??;
+        self.note_held(entry);
+        Ok(())
+    }
+
+    /// Before leaving: every blob we hold whose other live copies would fall below R goes to
+    /// the peers placement picks without us.
+    pub(crate) async fn hand_off(&self) {
+        let me = self.id();
+        let candidates: Vec<_> = self
+            .placement_candidates()
+            .into_iter()
+            .filter(|c| c.id != me)
+            .collect();
+        let known = self.known_holders();
+        let alive = self.alive_peers();
+        let entries: Vec<CatalogEntry> = {
+            let st = self.state();
+            st.catalog
+                .live()
+                .filter(|e| st.held.contains(&e.hash))
+                .cloned()
+                .collect()
+        };
+        let r = self.inner.cfg.replicas.max(1);
+        let mut seen = BTreeSet::new();
+        for e in entries {
+            if !seen.insert(e.hash) {
+                continue;
+            }
+            let holders: BTreeSet<_> = known
+                .get(&e.hash)
+                .map(|s| {
+                    s.iter()
+                        .filter(|p| **p != me && alive.contains(p))
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let want = r.min(candidates.len());
+            if holders.len() >= want {
+                continue;
+            }
+            let targets: Vec<_> = placement::rank(&e.hash, &candidates)
+                .into_iter()
+                .filter(|p| !holders.contains(p))
+                .take(want - holders.len())
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let path = self.inner.blobs.path(&e.hash);
+            let (stored, failed) = self.send_chain(&e, targets, &path, &|_, _| {}).await;
+            info!(
+                "hand-off of {}: stored on {}, {} failed",
+                e.name,
+                stored.len(),
+                failed.len()
+            );
+            for p in stored {
+                if let Some(l) = self.state().links.get(&p) {
+                    let _ = l.control.send(Msg::Catalog(vec![e.clone()]));
+                }
+            }
+        }
+        // Give holdings a moment to spread; bounded so `down` stays prompt.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,464 @@
+//! The key-value store as users see it: push, get, remove, ls; and the catalog gossip that
+//! keeps every peer's copy of the catalog the same.
+
+use super::{Node, now_ms};
+use crate::audio;
+use crate::id::PeerId;
+use crate::mesh::liveness::PeerState;
+use crate::mesh::placement::{self, Candidate};
+use crate::net::msg::Msg;
+use crate::store::blobs::{Hash, hex};
+use crate::store::catalog::{CHUNK_SIZE, CatalogEntry, ChunkHasher, Version, validate_name};
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tracing::warn;
+
+/// How long a freshly stored blob is safe from repair while its catalog entry travels.
+const PROTECT_FOR: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    pub name: String,
+    pub size: u64,
+    pub duration_s: f64,
+    pub codec: String,
+    pub hash: String,
+    pub replicas: usize,
+    pub holders: Vec<String>,
+}
+
+pub fn extension_for(codec: &str) -> &'static str {
+    match codec {
+        "mp3" => "mp3",
+        "flac" => "flac",
+        "vorbis" => "ogg",
+        "aac" => "m4a",
+        "wav" => "wav",
+        _ => "bin",
+    }
+}
+
+impl Node {
+    /// Peers that count for placement: alive ones, and those silent for less than
+    /// `--repair-after` (a laptop asleep is not a lost disk). Never peers that left.
+    pub(crate) fn placement_candidates(&self) -> Vec<Candidate> {
+        let st = self.state();
+        let now = Instant::now();
+        let me = self.id();
+        st.table
+            .records()
+            .filter(|r| !r.left)
+            .filter(|r| {
+                r.id == me && !st.leaving
+                    || match st.live.state(&r.id) {
+                        Some(PeerState::Alive) => true,
+                        Some(PeerState::Suspect) | Some(PeerState::Dead) => st
+                            .live
+                            .silent_for(&r.id, now)
+                            .is_some_and(|d| d < self.inner.cfg.repair_after),
+                        _ => false,
+                    }
+            })
+            .map(|r| Candidate {
+                id: r.id,
+                capacity: r.capacity,
+            })
+            .collect()
+    }
+
+    pub(crate) fn alive_peers(&self) -> BTreeSet<PeerId> {
+        let st = self.state();
+        let mut out: BTreeSet<PeerId> = st
+            .links
+            .keys()
+            .filter(|id| st.live.state(id) == Some(PeerState::Alive))
+            .copied()
+            .collect();
+        out.insert(self.id());
+        out
+    }
+
+    /// Who holds each blob, as far as we know (ourselves included).
+    pub(crate) fn known_holders(&self) -> BTreeMap<Hash, BTreeSet<PeerId>> {
+        let st = self.state();
+        let mut out: BTreeMap<Hash, BTreeSet<PeerId>> = BTreeMap::new();
+        for (peer, set) in &st.holdings {
+            for h in set {
+                out.entry(*h).or_default().insert(*peer);
+            }
+        }
+        for h in &st.held {
+            out.entry(*h).or_default().insert(self.id());
+        }
+        out
+    }
+
+    pub fn ls(&self) -> Vec<Listing> {
+        let holders = self.known_holders();
+        let alive = self.alive_peers();
+        let st = self.state();
+        st.catalog
+            .live()
+            .map(|e| {
+                let hs: Vec<String> = holders
+                    .get(&e.hash)
+                    .map(|s| {
+                        s.iter()
+                            .filter(|p| alive.contains(p))
+                            .map(|p| p.to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Listing {
+                    name: e.name.clone(),
+                    size: e.size,
+                    duration_s: e.duration_s,
+                    codec: e.codec.clone(),
+                    hash: hex(&e.hash),
+                    replicas: hs.len(),
+                    holders: hs,
+                }
+            })
+            .collect()
+    }
+
+    pub fn entry(&self, name: &str) -> Result<CatalogEntry> {
+        self.state()
+            .catalog
+            .get(name)
+            .filter(|e| !e.tombstone)
+            .cloned()
+            .ok_or_else(|| anyhow!("no track named '{name}' in the network (see `ls`)"))
+    }
+
+    /// Apply entries (ours or from `from`), persist what changed, pass it on.
+    pub(crate) fn apply_catalog(&self, entries: Vec<CatalogEntry>, from: Option<PeerId>) {
+        let me = self.id();
+        let mut changed = Vec::new();
+        {
+            let mut st = self.state();
+            let wall = now_ms();
+            for e in entries {
+                st.hlc.observe(e.version.ts, wall);
+                let name = e.name.clone();
+                let mut did = st.catalog.apply(e);
+                if st.catalog.get(&name).is_some_and(|x| x.tombstone) {
+                    did |= st.catalog.ack_tombstone(&name, me);
+                }
+                if did && let Some(x) = st.catalog.get(&name) {
+                    changed.push(x.clone());
+                }
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let rows: Vec<(String, CatalogEntry)> = changed
+            .iter()
+            .map(|e| (e.name.clone(), e.clone()))
+            .collect();
+        if let Err(e) = self.inner.db.save_catalog(&rows, &[]) {
+            warn!("cannot save catalog: {e:#}");
+        }
+        self.broadcast(Msg::Catalog(changed), from);
+    }
+
+    pub(crate) fn broadcast(&self, msg: Msg, except: Option<PeerId>) {
+        let st = self.state();
+        for (id, link) in &st.links {
+            if Some(*id) != except {
+                let _ = link.control.send(msg.clone());
+            }
+        }
+    }
+
+    pub(crate) fn send_to(&self, peer: PeerId, msg: Msg) {
+        if let Some(l) = self.state().links.get(&peer) {
+            let _ = l.control.send(msg);
+        }
+    }
+
+    pub(crate) fn broadcast_holdings(&self) {
+        let held: Vec<Hash> = self.state().held.iter().copied().collect();
+        self.broadcast(Msg::Holdings(held), None);
+    }
+
+    /// Anti-entropy for the catalog and holdings, run every few seconds.
+    pub(crate) fn storage_gossip(&self) {
+        let (digest, held) = {
+            let st = self.state();
+            (
+                st.catalog.digest(),
+                st.held.iter().copied().collect::<Vec<_>>(),
+            )
+        };
+        self.broadcast(Msg::CatalogDigest(digest), None);
+        self.broadcast(Msg::Holdings(held), None);
+        self.prune_tombstones();
+    }
+
+    fn prune_tombstones(&self) {
+        let pruned = {
+            let mut st = self.state();
+            let members: BTreeSet<PeerId> = st
+                .table
+                .records()
+                .filter(|r| !r.left)
+                .map(|r| r.id)
+                .collect();
+            st.catalog.prune_tombstones(&members)
+        };
+        if !pruned.is_empty()
+            && let Err(e) = self.inner.db.save_catalog::<CatalogEntry>(&[], &pruned)
+        {
+            warn!("cannot save catalog: {e:#}");
+        }
+    }
+
+    pub(crate) fn handle_storage_control(&self, peer: PeerId, msg: Msg) -> Result<()> {
+        match msg {
+            Msg::Catalog(entries) => self.apply_catalog(entries, Some(peer)),
+            Msg::CatalogDigest(d) => {
+                let (ours, all) = {
+                    let st = self.state();
+                    (
+                        st.catalog.digest(),
+                        st.catalog.all().cloned().collect::<Vec<_>>(),
+                    )
+                };
+                if ours != d {
+                    self.send_to(peer, Msg::Catalog(all));
+                }
+            }
+            Msg::Holdings(hs) => {
+                self.state().holdings.insert(peer, hs.into_iter().collect());
+            }
+            other => bail!("unexpected {} on the control stream", other.name()),
+        }
+        Ok(())
+    }
+
+    /// Store FILE under NAME on R peers; returns the ids that hold it.
+    pub async fn push(
+        &self,
+        name: &str,
+        file: &Path,
+        progress: impl Fn(u64, u64) + Send + Sync,
+    ) -> Result<Vec<PeerId>> {
+        validate_name(name).map_err(|e| anyhow!(e))?;
+        let meta =
+            std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
+        if !meta.is_file() {
+            bail!("{} is not a file", file.display());
+        }
+        if meta.len() == 0 {
+            bail!("{} is empty", file.display());
+        }
+        let path = file.to_path_buf();
+        let (info, digest) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let info = audio::probe_file(&path)?;
+            let mut f = std::fs::File::open(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let mut hasher = ChunkHasher::new(CHUNK_SIZE);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = f
+                    .read(&mut buf)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            Ok((info, hasher.finish()))
+        })
+        .await??;
+        let me = self.id();
+        let entry = CatalogEntry {
+            name: name.to_string(),
+            hash: digest.hash,
+            size: digest.size,
+            codec: info.codec.clone(),
+            sample_rate: info.sample_rate,
+            channels: info.channels,
+            duration_s: info.duration_s,
+            chunk_size: CHUNK_SIZE,
+            chunk_hashes: digest.chunk_hashes,
+            version: Version {
+                ts: self.state().hlc.now(now_ms()),
+                peer: me,
+            },
+            tombstone: false,
+            tombstone_acks: BTreeSet::new(),
+        };
+        let r = self.inner.cfg.replicas.max(1);
+        let candidates = self.placement_candidates();
+        let alive = self.alive_peers();
+        let ranked: Vec<PeerId> = placement::rank(&entry.hash, &candidates)
+            .into_iter()
+            .filter(|p| alive.contains(p))
+            .collect();
+        let mut confirmed: Vec<PeerId> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        let mut next = 0;
+        while confirmed.len() < r && next < ranked.len() {
+            let want = r - confirmed.len();
+            let batch: Vec<PeerId> = ranked[next..(next + want).min(ranked.len())].to_vec();
+            next += batch.len();
+            let (remote, local): (Vec<PeerId>, Vec<PeerId>) =
+                batch.into_iter().partition(|p| *p != me);
+            if !local.is_empty() {
+                match self.import_local(&entry, file).await {
+                    Ok(()) => confirmed.push(me),
+                    Err(e) => errors.push(format!("{}: {e:#}", me.short())),
+                }
+            }
+            if !remote.is_empty() {
+                let (stored, failed) = self.send_chain(&entry, remote, file, &progress).await;
+                confirmed.extend(stored);
+                errors.extend(
+                    failed
+                        .into_iter()
+                        .map(|(p, e)| format!("{}: {e}", p.short())),
+                );
+            }
+        }
+        if confirmed.is_empty() {
+            bail!("no peer could store {name}: {}", errors.join("; "));
+        }
+        if confirmed.len() < r {
+            warn!(
+                "{name} stored on {} of {r} peers: {}",
+                confirmed.len(),
+                errors.join("; ")
+            );
+        }
+        {
+            let mut st = self.state();
+            for p in &confirmed {
+                if *p != me {
+                    st.holdings.entry(*p).or_default().insert(entry.hash);
+                }
+            }
+        }
+        self.apply_catalog(vec![entry], None);
+        Ok(confirmed)
+    }
+
+    async fn import_local(&self, entry: &CatalogEntry, file: &Path) -> Result<()> {
+        let hash = entry.hash;
+        if !self.inner.blobs.has(&hash) {
+            let node = self.clone();
+            let path = file.to_path_buf();
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                let mut w = node.inner.blobs.begin(&hash)?;
+                let mut f = std::fs::File::open(&path)?;
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = f.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    w.write(&buf[..n])?;
+                }
+                w.commit()
+            })
+            .await??;
+        }
+        self.note_held(entry);
+        Ok(())
+    }
+
+    pub(crate) fn note_held(&self, entry: &CatalogEntry) {
+        {
+            let mut st = self.state();
+            st.held.insert(entry.hash);
+            st.protected.insert(
+                entry.hash,
+                (
+                    Instant::now() + PROTECT_FOR,
+                    entry.name.clone(),
+                    entry.version,
+                ),
+            );
+        }
+        self.broadcast_holdings();
+    }
+
+    pub(crate) fn drop_blob(&self, hash: &Hash) {
+        self.inner.blobs.remove(hash);
+        self.state().held.remove(hash);
+        self.broadcast_holdings();
+    }
+
+    /// Download NAME into `out` (or ./NAME.<ext> under `cwd`); byte-identical, verified.
+    pub async fn get(&self, name: &str, out: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
+        let entry = self.entry(name)?;
+        let target = match out {
+            Some(p) if p.is_absolute() => p.to_path_buf(),
+            Some(p) => cwd.join(p),
+            None => cwd.join(format!("{name}.{}", extension_for(&entry.codec))),
+        };
+        let dir = target
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| cwd.to_path_buf());
+        let tmp = dir.join(format!(
+            ".{}.meff-{}",
+            target
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            rand::random::<u32>()
+        ));
+        let file = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        let writer = tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
+            use std::io::Write;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            while let Some(chunk) = rx.blocking_recv() {
+                w.write_all(&chunk)?;
+            }
+            let f = w.into_inner().map_err(|e| e.into_error())?;
+            f.sync_all()?;
+            Ok(f)
+        });
+        let fetched = self.fetch_verified(&entry, tx, true, |_| {}).await;
+        let written = writer
+            .await
+            .map_err(|e| anyhow!("writer failed: {e}"))
+            .and_then(|r| r);
+        let result = fetched.and(written.map(|_| ()));
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, &target)
+            .with_context(|| format!("cannot write {}", target.display()))?;
+        Ok(target)
+    }
+
+    pub async fn remove(&self, name: &str) -> Result<()> {
+        let mut entry = self.entry(name)?;
+        let me = self.id();
+        entry.tombstone = true;
+        entry.version = Version {
+            ts: self.state().hlc.now(now_ms()),
+            peer: me,
+        };
+        entry.tombstone_acks = BTreeSet::from([me]);
+        let hash = entry.hash;
+        self.apply_catalog(vec![entry], None);
+        let still_used = self.state().catalog.live().any(|e| e.hash == hash);
+        if !still_used && self.inner.blobs.has(&hash) {
+            self.state().protected.remove(&hash);
+            self.drop_blob(&hash);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,313 @@
+//! Data streams, serving side and push side: chain-replicated stores and verified fetches.
+//! File bytes travel as raw stream data after one request frame, never inside frames.
+
+use super::Node;
+use crate::id::PeerId;
+use crate::net::frame;
+use crate::net::msg::Msg;
+use crate::store::catalog::{CatalogEntry, validate_name};
+use anyhow::{Result, anyhow, bail};
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tracing::{debug, warn};
+
+const MAX_CHAIN: usize = 16;
+const IO_BUF: usize = 256 * 1024;
+
+fn chunk_count(size: u64, chunk: u32) -> usize {
+    size.div_ceil(chunk.max(1) as u64) as usize
+}
+
+impl Node {
+    /// A request opening a data stream. Errors go back to the requester as `Failed`; a
+    /// request that breaks the protocol costs the peer its connection.
+    pub(crate) async fn handle_stream(
+        &self,
+        peer: PeerId,
+        conn: quinn::Connection,
+        msg: Msg,
+        mut send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    ) {
+        let result = match msg {
+            Msg::Fetch { hash, offset } => self.serve_fetch(hash, offset, &mut send).await,
+            Msg::Store { entry, chain } => {
+                self.serve_store(peer, entry, chain, &mut send, recv).await
+            }
+            other => {
+                let why = format!("unexpected {} opening a stream", other.name());
+                self.protocol_violation(peer, &conn, &why);
+                return;
+            }
+        };
+        if let Err(e) = result {
+            debug!("stream from {} failed: {e:#}", peer.short());
+            let _ = frame::write_frame(
+                &mut send,
+                &Msg::Failed {
+                    reason: format!("{e:#}"),
+                },
+            )
+            .await;
+            let _ = send.finish();
+        }
+    }
+
+    async fn serve_fetch(
+        &self,
+        hash: [u8; 32],
+        offset: u64,
+        send: &mut quinn::SendStream,
+    ) -> Result<()> {
+        let _slot = self
+            .inner
+            .upload_slots
+            .acquire()
+            .await
+            .map_err(|_| anyhow!("shutting down"))?;
+        let path = self.inner.blobs.path(&hash);
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|_| anyhow!("blob not held here"))?;
+        let size = file.metadata().await?.len();
+        if offset > size {
+            bail!("offset {offset} past the end ({size})");
+        }
+        let entry = self.state().catalog.all().find(|e| e.hash == hash).cloned();
+        frame::write_frame(send, &Msg::FetchOk { size }).await?;
+        use tokio::io::AsyncSeekExt;
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        // Verify what we serve when the read is chunk-aligned: a rotten disk must not feed
+        // bad bytes to others (they would catch it, but only after the transfer).
+        let chunk = entry
+            .as_ref()
+            .map(|e| e.chunk_size as usize)
+            .unwrap_or(IO_BUF);
+        let mut index = offset as usize / chunk.max(1);
+        let aligned = entry.is_some() && offset.is_multiple_of(chunk as u64);
+        let mut buf = vec![0u8; chunk];
+        let mut pos = offset;
+        while pos < size {
+            let want = ((size - pos) as usize).min(chunk);
+            file.read_exact(&mut buf[..want]).await?;
+            if aligned
+                && let Some(e) = &entry
+                && !crate::store::catalog::verify_chunk(e, index, &buf[..want])
+            {
+                warn!(
+                    "blob {} is corrupt at chunk {index}; deleting it",
+                    crate::store::blobs::hex(&hash)
+                );
+                self.drop_blob(&hash);
+                let _ = send.reset(1u32.into());
+                bail!("corrupt blob");
+            }
+            send.write_all(&buf[..want]).await?;
+            pos += want as u64;
+            index += 1;
+        }
+        send.finish()?;
+        // Wait for the reader to take everything before the slot frees up.
+        let _ = tokio::time::timeout(Duration::from_secs(30), send.stopped()).await;
+        Ok(())
+    }
+
+    async fn serve_store(
+        &self,
+        from: PeerId,
+        entry: CatalogEntry,
+        chain: Vec<PeerId>,
+        send: &mut quinn::SendStream,
+        mut recv: quinn::RecvStream,
+    ) -> Result<()> {
+        validate_name(&entry.name).map_err(|e| anyhow!(e))?;
+        if entry.chunk_hashes.len() != chunk_count(entry.size, entry.chunk_size)
+            || entry.chunk_size == 0
+        {
+            bail!("chunk hashes do not match the size");
+        }
+        let me = self.id();
+        if chain.len() > MAX_CHAIN || chain.contains(&me) || chain.contains(&from) {
+            bail!("invalid replication chain");
+        }
+        // Pass the bytes on while we receive them: the uploader sends the file once.
+        let mut downstream = None;
+        let mut failed: Vec<(PeerId, String)> = Vec::new();
+        if let Some(next) = chain.first().copied() {
+            match self.open_store(next, &entry, chain[1..].to_vec()).await {
+                Ok(s) => downstream = Some((next, s)),
+                Err(e) => {
+                    failed.extend(
+                        chain
+                            .iter()
+                            .map(|p| (*p, format!("chain broken at {}: {e:#}", next.short()))),
+                    );
+                }
+            }
+        }
+        let mut local_err: Option<String> = None;
+        let mut writer = if self.inner.blobs.has(&entry.hash) {
+            None
+        } else {
+            match self.inner.blobs.begin(&entry.hash) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    local_err = Some(format!("{e:#}"));
+                    None
+                }
+            }
+        };
+        let mut remaining = entry.size;
+        let mut buf = vec![0u8; IO_BUF];
+        while remaining > 0 {
+            let want = (remaining as usize).min(IO_BUF);
+            let n = match recv.read(&mut buf[..want]).await? {
+                Some(n) => n,
+                None => bail!("upload ended {remaining} bytes early"),
+            };
+            if let Some(w) = writer.as_mut()
+                && let Err(e) = w.write(&buf[..n])
+            {
+                local_err = Some(format!("{e:#}"));
+                writer = None;
+            }
+            if let Some((next, (s, _))) = downstream.as_mut()
+                && let Err(e) = s.write_all(&buf[..n]).await
+            {
+                let next = *next;
+                failed.extend(
+                    chain
+                        .iter()
+                        .map(|p| (*p, format!("forwarding via {} failed: {e}", next.short()))),
+                );
+                downstream = None;
+            }
+            remaining -= n as u64;
+        }
+        if let Some(w) = writer {
+            let r = tokio::task::spawn_blocking(move || w.commit()).await;
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => local_err = Some(format!("{e:#}")),
+                Err(e) => local_err = Some(e.to_string()),
+            }
+            if local_err.is_none() {
+                self.note_held(&entry);
+            }
+        } else if local_err.is_none() {
+            self.note_held(&entry);
+        }
+        let mut stored = Vec::new();
+        match local_err {
+            None => stored.push(me),
+            Some(e) => {
+                warn!("could not store {}: {e}", entry.name);
+                failed.push((me, e));
+            }
+        }
+        if let Some((next, (mut s, mut r))) = downstream {
+            let _ = s.finish();
+            match tokio::time::timeout(Duration::from_secs(120), frame::read_frame(&mut r)).await {
+                Ok(Ok(Msg::StoreResult {
+                    stored: st,
+                    failed: fl,
+                })) => {
+                    stored.extend(st.into_iter().filter(|p| chain.contains(p)));
+                    failed.extend(fl.into_iter().filter(|(p, _)| chain.contains(p)));
+                }
+                other => {
+                    let why = match other {
+                        Ok(Ok(Msg::Failed { reason })) => reason,
+                        _ => "no result".to_string(),
+                    };
+                    failed.extend(
+                        chain
+                            .iter()
+                            .map(|p| (*p, format!("via {}: {why}", next.short()))),
+                    );
+                }
+            }
+        }
+        frame::write_frame(send, &Msg::StoreResult { stored, failed }).await?;
+        send.finish()?;
+        Ok(())
+    }
+
+    pub(crate) fn link_conn(&self, peer: &PeerId) -> Result<quinn::Connection> {
+        self.state()
+            .links
+            .get(peer)
+            .filter(|l| l.conn.close_reason().is_none())
+            .map(|l| l.conn.clone())
+            .ok_or_else(|| anyhow!("not connected to {}", peer.short()))
+    }
+
+    async fn open_store(
+        &self,
+        to: PeerId,
+        entry: &CatalogEntry,
+        chain: Vec<PeerId>,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream)> {
+        let conn = self.link_conn(&to)?;
+        let (mut s, r) = conn.open_bi().await?;
+        frame::write_frame(
+            &mut s,
+            &Msg::Store {
+                entry: entry.clone(),
+                chain,
+            },
+        )
+        .await?;
+        Ok((s, r))
+    }
+
+    /// Upload `file` to chain[0], which passes it down the rest of the chain.
+    pub(crate) async fn send_chain(
+        &self,
+        entry: &CatalogEntry,
+        chain: Vec<PeerId>,
+        file: &Path,
+        progress: &(impl Fn(u64, u64) + Send + Sync),
+    ) -> (Vec<PeerId>, Vec<(PeerId, String)>) {
+        let all_failed = |why: String| -> (Vec<PeerId>, Vec<(PeerId, String)>) {
+            (
+                Vec::new(),
+                chain.iter().map(|p| (*p, why.clone())).collect(),
+            )
+        };
+        let Some(first) = chain.first().copied() else {
+            return (Vec::new(), Vec::new());
+        };
+        let (mut s, mut r) = match self.open_store(first, entry, chain[1..].to_vec()).await {
+            Ok(x) => x,
+            Err(e) => return all_failed(format!("{e:#}")),
+        };
+        let mut f = match std::fs::File::open(file) {
+            Ok(f) => f,
+            Err(e) => return all_failed(e.to_string()),
+        };
+        let mut buf = vec![0u8; IO_BUF];
+        let mut sent = 0u64;
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return all_failed(e.to_string()),
+            };
+            if let Err(e) = s.write_all(&buf[..n]).await {
+                return all_failed(format!("upload failed: {e}"));
+            }
+            sent += n as u64;
+            progress(sent, entry.size);
+        }
+        let _ = s.finish();
+        match frame::read_frame(&mut r).await {
+            Ok(Msg::StoreResult { stored, failed }) => (stored, failed),
+            Ok(Msg::Failed { reason }) => all_failed(reason),
+            Ok(other) => all_failed(format!("unexpected {}", other.name())),
+            Err(e) => all_failed(e.to_string()),
+        }
+    }
+}
