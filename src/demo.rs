@@ -1,54 +1,99 @@
-//! `meff demo`: a self-contained run of the product on loopback.
+//! `meff demo`: the product end to end on loopback with nothing else needed: three peers form
+//! a mesh, an embedded track (synthesized by assets/make-fixtures.sh) is pushed to two of
+//! them and streamed by the third, on the sound card when there is one, else on the null
+//! clock.
 
+use crate::audio::OutputKind;
 use crate::node::{JoinTarget, Node, NodeConfig};
-use anyhow::Result;
+use anyhow::{Result, anyhow};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-pub async fn run(_output: Option<&str>) -> Result<i32> {
+const DEMO_TRACK: &[u8] = include_bytes!("../assets/demo.ogg");
+
+pub async fn run(output: Option<&str>) -> Result<i32> {
     let base = tempfile::tempdir()?;
     let t0 = Instant::now();
-    let first = Node::start(NodeConfig::new("amy", base.path().join("amy"))).await?;
-    println!(
-        "started amy ({}) on {}",
-        first.id().short(),
-        first.local_addr()
-    );
-    let mut nodes = vec![first.clone()];
-    for name in ["bob", "cat"] {
+    let mut nodes: Vec<Node> = Vec::new();
+    for name in ["amy", "bob", "cat"] {
         let mut cfg = NodeConfig::new(name, base.path().join(name));
-        cfg.join = Some(JoinTarget::Ticket(first.ticket()));
+        cfg.bind_ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        cfg.replicas = 2;
+        cfg.join = nodes.first().map(|n| JoinTarget::Ticket(n.ticket()));
         let n = Node::start(cfg).await?;
         println!("started {name} ({}) on {}", n.id().short(), n.local_addr());
         nodes.push(n);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if nodes.iter().all(|n| {
+    let meshed = |nodes: &[Node]| {
+        nodes.iter().all(|n| {
             n.status()
                 .peers
                 .iter()
                 .filter(|p| p.state == "alive")
                 .count()
                 == nodes.len() - 1
-        }) {
-            break;
+        })
+    };
+    while !meshed(&nodes) {
+        if Instant::now() > deadline {
+            return Err(anyhow!("the demo mesh did not form within 10 s"));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     println!(
         "mesh of {} formed in {} ms",
         nodes.len(),
         t0.elapsed().as_millis()
     );
-    for n in &nodes {
-        let s = n.status();
-        let peers: Vec<String> = s
-            .peers
-            .iter()
-            .map(|p| format!("{} {} {:.2} ms", p.name, p.state, p.rtt_ms.unwrap_or(0.0)))
-            .collect();
-        println!("{}: {}", s.name, peers.join(", "));
-    }
+
+    let file = base.path().join("demo.ogg");
+    std::fs::write(&file, DEMO_TRACK)?;
+    let holders = nodes[0].push("demo", &file, |_, _| {}).await?;
+    let names: Vec<String> = holders.iter().map(|p| nodes[0].peer_name(p)).collect();
+    println!(
+        "pushed 'demo' ({} KiB, vorbis) to {}",
+        DEMO_TRACK.len() / 1024,
+        names.join(" and ")
+    );
+    let listener = nodes
+        .iter()
+        .find(|n| !holders.contains(&n.id()))
+        .unwrap_or(&nodes[0])
+        .clone();
+    let wanted: OutputKind = match output {
+        Some(o) => o.parse()?,
+        None => OutputKind::Device,
+    };
+    println!(
+        "{} streams 'demo' (it holds no copy) to {wanted}",
+        listener.name()
+    );
+    let l = listener.clone();
+    let on_source = move |p| println!("source: {}", l.peer_name(&p));
+    let stats = match listener
+        .stream("demo", wanted.clone(), Instant::now(), on_source.clone())
+        .await
+    {
+        Ok(s) => s,
+        Err(e) if output.is_none() => {
+            println!("no sound card ({e:#}); playing on the null clock instead");
+            listener
+                .stream("demo", OutputKind::Null, Instant::now(), on_source)
+                .await?
+        }
+        Err(e) => return Err(e),
+    };
+    println!(
+        "played {:.1} s: first audio after {:.1} ms, {} underruns, {} bytes from {} source(s), {} failover(s), {} bytes written to disk",
+        stats.frames as f64 / stats.sample_rate.max(1) as f64,
+        stats.ttfa_ms,
+        stats.underruns,
+        stats.bytes,
+        stats.sources.len(),
+        stats.failovers,
+        stats.disk_bytes_written
+    );
     for n in &nodes {
         n.leave().await;
     }

@@ -54,6 +54,11 @@ impl PlaybackControl {
         Self::default()
     }
 
+    /// Whether two handles control the same playback.
+    pub fn same_as(&self, other: &PlaybackControl) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Holds playback: the output plays silence and consumes nothing.
     pub fn pause(&self) {
         self.inner.paused.store(true, Ordering::Relaxed);

@@ -2,8 +2,10 @@
 //! socket; output goes through `Output` so each front end prints it its own way.
 
 use super::args::PeerCmd;
+use crate::audio::OutputKind;
 use crate::node::Node;
 use crate::node::status::Status;
+use crate::node::stream::StreamStats;
 use std::path::Path;
 use tokio::sync::mpsc;
 
@@ -70,6 +72,42 @@ pub async fn execute(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> i32
             1
         }
     }
+}
+
+fn resolve_output(cwd: &Path, s: &str) -> Result<OutputKind, CmdError> {
+    Ok(match s.parse::<OutputKind>()? {
+        OutputKind::Wav(p) => OutputKind::Wav(resolve(cwd, &p)),
+        other => other,
+    })
+}
+
+fn stats_format(s: Option<&str>) -> Result<bool, CmdError> {
+    match s {
+        None => Ok(false),
+        Some("json") => Ok(true),
+        Some(other) => Err(CmdError(format!(
+            "unknown stats format '{other}' (use --stats json)"
+        ))),
+    }
+}
+
+fn report_playback(name: &str, s: &StreamStats, json: bool, out: &Output) -> Result<(), CmdError> {
+    if let Some(why) = &s.ended_early {
+        out.err(format!("warning: {name}: {why}"));
+    }
+    if json {
+        out.out(serde_json::to_string(s)?);
+    } else {
+        out.out(format!(
+            "played {name}: {:.1} s, first audio after {:.1} ms, {} underruns, {} source(s), {} failover(s)",
+            s.frames as f64 / s.sample_rate.max(1) as f64,
+            s.ttfa_ms,
+            s.underruns,
+            s.sources.len(),
+            s.failovers
+        ));
+    }
+    Ok(())
 }
 
 fn resolve(cwd: &Path, p: &Path) -> std::path::PathBuf {
@@ -146,12 +184,35 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
                 }
             }
         }
-        PeerCmd::Play { .. }
-        | PeerCmd::Stream { .. }
-        | PeerCmd::Pause
-        | PeerCmd::Resume
-        | PeerCmd::Stop => {
-            return Err(CmdError("this command is not available yet".into()));
+        PeerCmd::Stream {
+            name,
+            output,
+            stats,
+        } => {
+            let start = std::time::Instant::now();
+            let output = resolve_output(cwd, &output)?;
+            let json = stats_format(stats.as_deref())?;
+            let o = out.clone();
+            let s = node
+                .stream(&name, output, start, move |p| o.err(format!("source: {p}")))
+                .await?;
+            report_playback(&name, &s, json, out)?;
+        }
+        PeerCmd::Play { name, output } => {
+            let start = std::time::Instant::now();
+            let output = resolve_output(cwd, &output)?;
+            let s = node.play(&name, output, start).await?;
+            report_playback(&name, &s, false, out)?;
+        }
+        PeerCmd::Pause | PeerCmd::Resume | PeerCmd::Stop => {
+            let np = node
+                .now_playing()
+                .ok_or_else(|| CmdError("nothing is playing".into()))?;
+            match cmd {
+                PeerCmd::Pause => np.control.pause(),
+                PeerCmd::Resume => np.control.resume(),
+                _ => np.control.stop(),
+            }
         }
     }
     Ok(())

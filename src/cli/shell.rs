@@ -51,6 +51,16 @@ pub async fn run(node: Node) {
         if matches!(cmd, PeerCmd::Down) {
             break;
         }
+        if matches!(cmd, PeerCmd::Stream { .. } | PeerCmd::Play { .. }) {
+            // Playback runs in the background so pause/resume/stop can be typed meanwhile.
+            let n = node.clone();
+            let c = cwd.clone();
+            tokio::spawn(async move { run_one(&n, cmd, &c).await });
+            if interactive {
+                tokio::spawn(now_playing_line(node.clone()));
+            }
+            continue;
+        }
         run_one(&node, cmd, &cwd).await;
     }
     node.leave().await;
@@ -78,4 +88,43 @@ async fn run_one(node: &Node, cmd: PeerCmd, cwd: &std::path::Path) {
     }
     progress.clear();
     let _ = task.await;
+}
+
+/// While something plays, keep one status line updated in place: track, elapsed/duration,
+/// buffer health, source peer.
+async fn now_playing_line(node: Node) {
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut shown = false;
+    while let Some(np) = node.now_playing() {
+        let st = np.control.status();
+        let source = np
+            .source
+            .lock()
+            .ok()
+            .and_then(|s| *s)
+            .map(|p| node.peer_name(&p))
+            .unwrap_or_else(|| "-".into());
+        let state = if np.control.is_paused() {
+            "paused"
+        } else {
+            "playing"
+        };
+        eprint!(
+            "\r\x1b[2K{state} {}  {}/{}  buffer {:>3.0}%  from {source}",
+            np.name,
+            clock(st.elapsed_s),
+            clock(st.duration_s),
+            st.buffer_fill * 100.0
+        );
+        shown = true;
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    if shown {
+        eprint!("\r\x1b[2K");
+    }
+}
+
+fn clock(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    format!("{}:{:02}", s / 60, s % 60)
 }

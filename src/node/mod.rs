@@ -9,6 +9,7 @@ mod lock;
 mod repair_task;
 pub mod status;
 pub mod storage;
+pub mod stream;
 mod transfer;
 
 use crate::id::PeerId;
@@ -123,6 +124,7 @@ pub(crate) struct Inner {
     pub blobs: BlobStore,
     /// Caps concurrent uploads; requests beyond it wait their turn.
     pub upload_slots: tokio::sync::Semaphore,
+    pub now_playing: Mutex<Option<stream::NowPlaying>>,
     _lock: lock::DataDirLock,
 }
 
@@ -245,6 +247,7 @@ impl Node {
                 local_addr,
                 blobs,
                 upload_slots: tokio::sync::Semaphore::new(MAX_UPLOADS),
+                now_playing: Mutex::new(None),
                 _lock: lock,
             }),
         };
