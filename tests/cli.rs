@@ -1,118 +1,13 @@
 //! The `meff` binary as real processes: start forms, control-socket commands, SIGKILL
 //! detection, restart and rejoin, and the one-line errors of bad input.
 
+mod common;
+
+use common::process::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_meff");
-
-struct Peer {
-    child: Child,
-    dir: std::path::PathBuf,
-    invite: Option<String>,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn up(name: &str, dir: &Path, join: Option<&str>) -> Peer {
-    up_with(name, dir, join, join.is_none())
-}
-
-/// `creates`: whether this start creates a network (and so prints an invite line).
-fn up_with(name: &str, dir: &Path, join: Option<&str>, creates: bool) -> Peer {
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "up",
-        "--name",
-        name,
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--data-dir",
-    ])
-    .arg(dir);
-    if let Some(j) = join {
-        cmd.args(["--join", j]);
-    }
-    // Each peer's log goes beside its data dir, for post-mortems of failed tests.
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.with_extension("log"))
-        .unwrap();
-    let mut child = cmd
-        .env("RUST_LOG", "meff=debug")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().unwrap().unwrap();
-    assert!(first.starts_with("listening: "), "got {first}");
-    let invite = if creates {
-        let l = lines.next().unwrap().unwrap();
-        Some(l.strip_prefix("invite: ").unwrap().to_string())
-    } else {
-        None
-    };
-    // Keep draining stdout so the peer never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Peer {
-        child,
-        dir: dir.to_path_buf(),
-        invite,
-    }
-}
-
-fn meff(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn status(dir: &Path) -> Value {
-    let (code, out, err) = meff(dir, &["status", "--json"]);
-    assert_eq!(code, 0, "status failed: {err}");
-    serde_json::from_str(&out).unwrap()
-}
-
-fn state_of(observer: &Path, peer_name: &str) -> Option<String> {
-    let s = status(observer);
-    s["peers"]
-        .as_array()?
-        .iter()
-        .find(|p| p["name"] == peer_name)
-        .map(|p| p["state"].as_str().unwrap_or("").to_string())
-}
-
-fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
-    let t0 = Instant::now();
-    while t0.elapsed() < timeout {
-        if cond() {
-            return Some(t0.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
 
 #[test]
 fn kill_is_detected_leave_is_seen_and_a_restarted_peer_rejoins() {
@@ -300,12 +195,6 @@ fn the_original_form_runs_a_scripted_shell() {
             == Some("left"))
         .is_some()
     );
-}
-
-fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
 }
 
 #[test]

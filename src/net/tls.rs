@@ -143,8 +143,8 @@ pub fn transport_config() -> Arc<quinn::TransportConfig> {
     t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
         15_000,
     ))));
-    t.stream_receive_window(quinn::VarInt::from_u32(16 << 20));
-    t.receive_window(quinn::VarInt::from_u32(64 << 20));
+    t.stream_receive_window(quinn::VarInt::from_u32(4 << 20));
+    t.receive_window(quinn::VarInt::from_u32(32 << 20));
     t.send_window(64 << 20);
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(256));
     t.max_concurrent_uni_streams(quinn::VarInt::from_u32(64));

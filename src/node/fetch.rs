@@ -70,6 +70,7 @@ impl Node {
             return Ok(report);
         }
         if local_first && self.inner.blobs.has(&entry.hash) {
+            on_source(self.id());
             match self.read_local(entry, &tx, &mut offset).await {
                 Ok(Outcome::Done) | Ok(Outcome::Cancelled) => {
                     report.sources.push(self.id());

@@ -65,3 +65,4 @@ pub fn full_mesh(nodes: &[Node]) -> bool {
             .all(|b| state_of(a, b).as_deref() == Some("alive"))
     })
 }
+pub mod process;
