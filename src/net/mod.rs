@@ -5,5 +5,6 @@ pub mod auth;
 pub mod frame;
 pub mod identity;
 pub mod msg;
+pub mod relay_socket;
 pub mod ticket;
 pub mod tls;

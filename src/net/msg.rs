@@ -75,6 +75,15 @@ pub enum Msg {
     Failed {
         reason: String,
     },
+    /// Opens a relay stream to a member: carry packets between me and `target`.
+    RelayOpen {
+        target: PeerId,
+    },
+    /// From a relay to the target: `from` wants a tunnel to you over this stream.
+    RelayIncoming {
+        from: PeerId,
+    },
+    RelayReady,
 }
 
 const KB: usize = 1024;
@@ -97,6 +106,9 @@ impl Msg {
             Msg::Store { .. } => 12,
             Msg::StoreResult { .. } => 13,
             Msg::Failed { .. } => 14,
+            Msg::RelayOpen { .. } => 15,
+            Msg::RelayIncoming { .. } => 16,
+            Msg::RelayReady => 17,
         }
     }
 
@@ -117,6 +129,9 @@ impl Msg {
             Msg::Store { .. } => "store",
             Msg::StoreResult { .. } => "store-result",
             Msg::Failed { .. } => "failed",
+            Msg::RelayOpen { .. } => "relay-open",
+            Msg::RelayIncoming { .. } => "relay-incoming",
+            Msg::RelayReady => "relay-ready",
         }
     }
 
@@ -138,6 +153,9 @@ impl Msg {
             12 => 8 * KB * KB,
             13 => 64 * KB,
             14 => 4 * KB,
+            15 => 64,
+            16 => 64,
+            17 => 16,
             _ => return None,
         })
     }

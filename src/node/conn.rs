@@ -7,6 +7,7 @@ use crate::mesh::membership::MemberRecord;
 use crate::net::auth::{self, Role};
 use crate::net::frame::{self, FrameError};
 use crate::net::msg::{Heartbeat, Hello, HelloAck, Msg, PROTOCOL_VERSION};
+use crate::net::relay_socket::is_relay_addr;
 use crate::net::tls;
 use anyhow::{Result, anyhow, bail};
 use futures_util::FutureExt;
@@ -81,7 +82,6 @@ impl Node {
         };
         let peer_rec = ack.table.iter().find(|r| r.id == peer).cloned();
         let incarnation = peer_rec.as_ref().map(|r| r.incarnation).unwrap_or(0);
-        self.note_observed(ack.observed);
         self.merge_members(ack.table, Some(peer));
         let Some(rx) = self.register(peer, conn.clone(), self.id(), incarnation) else {
             conn.close(close_code::DUPLICATE.into(), b"duplicate connection");
@@ -101,6 +101,8 @@ impl Node {
         }
         self.spawn_link_tasks(peer, conn, send, recv, rx);
         info!("connected to {} at {addr}", peer.short());
+        // After registering, so the news of our public address reaches this peer too.
+        self.note_observed(ack.observed);
         Ok(peer)
     }
 
@@ -291,9 +293,14 @@ impl Node {
         let mut st = self.state();
         if let Some(cur) = st.links.get(&peer) {
             let cur_open = cur.conn.close_reason().is_none();
+            let cur_relayed = is_relay_addr(&cur.conn.remote_address());
+            let new_relayed = is_relay_addr(&conn.remote_address());
+            // A direct path beats a relayed one; between equals, the lower id's dial wins.
             let replace = !cur_open
                 || incarnation > cur.incarnation
-                || (incarnation == cur.incarnation
+                || (cur_relayed && !new_relayed)
+                || (cur_relayed == new_relayed
+                    && incarnation == cur.incarnation
                     && cur.dialer != dialer
                     && dialer == self.id().min(peer));
             if !replace {

@@ -5,6 +5,7 @@ use crate::id::PeerId;
 use crate::mesh::liveness::PeerState;
 use crate::mesh::membership::MemberRecord;
 use crate::net::msg::Msg;
+use crate::net::relay_socket::is_relay_addr;
 use anyhow::{Result, bail};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 const TICK: Duration = Duration::from_millis(250);
 const ANTI_ENTROPY_EVERY: Duration = Duration::from_secs(2);
 const REDIAL_ALIVE_AFTER: Duration = Duration::from_secs(2);
+const RELAY_AFTER: Duration = Duration::from_secs(1);
 const REPAIR_EVERY: Duration = Duration::from_millis(500);
 const REDIAL_DEAD_AFTER: Duration = Duration::from_secs(5);
 
@@ -37,15 +39,18 @@ impl Node {
         let mut rec = self.own_record();
         f(&mut rec);
         rec.incarnation = now_ms().max(rec.incarnation + 1);
-        let mut st = self.state();
-        st.table.merge(rec);
-        st.members_dirty = true;
+        {
+            let mut st = self.state();
+            st.table.merge(rec);
+            st.members_dirty = true;
+        }
+        self.broadcast_members(None);
     }
 
     /// An address a peer saw us at: when it is not one we advertise already (we are behind a
     /// NAT), advertise it too.
     pub(crate) fn note_observed(&self, addr: SocketAddr) {
-        if addr.ip().is_unspecified() {
+        if addr.ip().is_unspecified() || is_relay_addr(&addr) {
             return;
         }
         let known = {
@@ -69,6 +74,7 @@ impl Node {
         let now = Instant::now();
         let mut changed_any = false;
         let mut refute = false;
+        let mut punch = Vec::new();
         {
             let mut st = self.state();
             for rec in recs {
@@ -88,8 +94,33 @@ impl Node {
                 }
                 let id = rec.id;
                 let left = rec.left;
+                let old_addrs = st
+                    .table
+                    .get(&id)
+                    .map(|r| r.addrs.clone())
+                    .unwrap_or_default();
+                let new_addrs: Vec<SocketAddr> = rec
+                    .addrs
+                    .iter()
+                    .filter(|a| !old_addrs.contains(a))
+                    .copied()
+                    .collect();
                 if st.table.merge(rec) {
                     changed_any = true;
+                    // A member that just learned its public address: dial it at once, so our
+                    // packets cross its NAT while its own dial to us is still opening ours.
+                    let linked_direct = st
+                        .links
+                        .get(&id)
+                        .is_some_and(|l| !is_relay_addr(&l.conn.remote_address()));
+                    if !left
+                        && !linked_direct
+                        && Some(id) != from
+                        && !new_addrs.is_empty()
+                        && !st.leaving
+                    {
+                        punch.push((id, new_addrs));
+                    }
                     if left {
                         if st.live.left(id, now).is_some() {
                             info!("{} left", id.short());
@@ -106,6 +137,14 @@ impl Node {
             if changed_any {
                 st.members_dirty = true;
             }
+        }
+        for (id, addrs) in punch {
+            let node = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = node.dial(addrs, Some(id)).await {
+                    tracing::debug!("dial to new addresses of {} failed: {e:#}", id.short());
+                }
+            });
         }
         if refute {
             self.update_self(|_| {});
@@ -203,9 +242,11 @@ impl Node {
         }
     }
 
-    /// Members we should be connected to but are not: dial them, less often once dead.
+    /// Members we should be connected to but are not: dial them, less often once dead; after
+    /// a failed direct dial go through a relay. Members reached through a relay get a direct
+    /// attempt now and then, so the pair switches to direct when the NATs allow.
     fn redial(&self, now: Instant) {
-        let targets: Vec<(PeerId, Vec<SocketAddr>)> = {
+        let targets: Vec<(PeerId, Vec<SocketAddr>, bool)> = {
             let mut st = self.state();
             if st.leaving {
                 return;
@@ -219,10 +260,15 @@ impl Node {
                 .map(|r| (r.id, r.addrs.clone()))
                 .collect();
             for (id, addrs) in candidates {
-                if st.links.contains_key(&id) || st.dialing.contains(&id) {
+                let upgrade = match st.links.get(&id) {
+                    Some(l) if is_relay_addr(&l.conn.remote_address()) => true,
+                    Some(_) => continue,
+                    None => false,
+                };
+                if st.dialing.contains(&id) {
                     continue;
                 }
-                let wait = if st.live.state(&id) == Some(PeerState::Dead) {
+                let wait = if upgrade || st.live.state(&id) == Some(PeerState::Dead) {
                     REDIAL_DEAD_AFTER
                 } else {
                     REDIAL_ALIVE_AFTER
@@ -236,15 +282,28 @@ impl Node {
                 }
                 st.last_dial.insert(id, now);
                 st.dialing.insert(id);
-                out.push((id, addrs));
+                out.push((id, addrs, upgrade));
             }
             out
         };
-        for (id, addrs) in targets {
+        for (id, addrs, upgrade) in targets {
+            if !upgrade {
+                // A direct dial that has not answered within a second is unlikely to: start
+                // through a relay meanwhile. If the direct one lands later, it replaces it.
+                let node = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(RELAY_AFTER).await;
+                    if !node.is_connected(&id)
+                        && let Err(e) = node.dial_via_relay(id).await
+                    {
+                        tracing::debug!("relayed dial to {} failed: {e:#}", id.short());
+                    }
+                });
+            }
             let node = self.clone();
             tokio::spawn(async move {
                 if let Err(e) = node.dial(addrs, Some(id)).await {
-                    tracing::debug!("redial {} failed: {e:#}", id.short());
+                    tracing::debug!("direct dial to {} failed: {e:#}", id.short());
                 }
                 node.state().dialing.remove(&id);
             });

@@ -6,6 +6,7 @@ mod conn;
 mod fetch;
 mod gossip;
 mod lock;
+mod relay;
 mod repair_task;
 pub mod status;
 pub mod storage;
@@ -18,6 +19,7 @@ use crate::mesh::membership::{MemberRecord, Table};
 use crate::net::auth::{NetworkKey, new_network_key};
 use crate::net::identity::Identity;
 use crate::net::msg::Msg;
+use crate::net::relay_socket::{RelayHub, RelaySocket};
 use crate::net::ticket::Ticket;
 use crate::net::tls;
 use crate::store::blobs::{BlobStore, Hash};
@@ -109,6 +111,8 @@ pub(crate) struct State {
     pub in_flight: HashMap<PeerId, usize>,
     /// Blobs a repair fetch is pulling right now.
     pub repairing: HashSet<Hash>,
+    /// Tunnels we relay, per requesting peer.
+    pub relayed_for: HashMap<PeerId, usize>,
 }
 
 pub(crate) struct Inner {
@@ -125,6 +129,7 @@ pub(crate) struct Inner {
     /// Caps concurrent uploads; requests beyond it wait their turn.
     pub upload_slots: tokio::sync::Semaphore,
     pub now_playing: Mutex<Option<stream::NowPlaying>>,
+    pub relay_hub: Arc<RelayHub>,
     _lock: lock::DataDirLock,
 }
 
@@ -172,11 +177,16 @@ impl Node {
             }
         })?;
         let local_addr = socket.local_addr()?;
-        let endpoint = quinn::Endpoint::new(
+        let runtime = Arc::new(quinn::TokioRuntime);
+        let udp = quinn::Runtime::wrap_udp_socket(runtime.as_ref(), socket)
+            .context("cannot use the UDP socket")?;
+        let relay_socket = Arc::new(RelaySocket::new(udp));
+        let relay_hub = relay_socket.hub.clone();
+        let endpoint = quinn::Endpoint::new_with_abstract_socket(
             quinn::EndpointConfig::default(),
             Some(tls::server_config(&identity)?),
-            socket,
-            Arc::new(quinn::TokioRuntime),
+            relay_socket,
+            runtime,
         )
         .context("cannot start QUIC endpoint")?;
 
@@ -241,6 +251,7 @@ impl Node {
                     protected: HashMap::new(),
                     in_flight: HashMap::new(),
                     repairing: HashSet::new(),
+                    relayed_for: HashMap::new(),
                 }),
                 shutdown: CancellationToken::new(),
                 created_network,
@@ -248,6 +259,7 @@ impl Node {
                 blobs,
                 upload_slots: tokio::sync::Semaphore::new(MAX_UPLOADS),
                 now_playing: Mutex::new(None),
+                relay_hub,
                 _lock: lock,
             }),
         };
@@ -322,8 +334,7 @@ impl Node {
     }
 }
 
-/// The addresses to advertise: every non-loopback interface address with our port, and
-/// loopback last (useful when friends share a machine, harmless otherwise: ids are pinned).
+/// The addresses to advertise: every non-loopback interface address with our port.
 fn local_addrs(bound: SocketAddr) -> Vec<SocketAddr> {
     let port = bound.port();
     if !bound.ip().is_unspecified() {
@@ -335,6 +346,10 @@ fn local_addrs(bound: SocketAddr) -> Vec<SocketAddr> {
         .filter(|i| !i.is_loopback() && i.ip().is_ipv4())
         .map(|i| SocketAddr::new(i.ip(), port))
         .collect();
-    out.push(SocketAddr::from(([127, 0, 0, 1], port)));
+    // Loopback only when there is nothing else: advertised to other machines it would make
+    // them dial themselves.
+    if out.is_empty() {
+        out.push(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
     out
 }

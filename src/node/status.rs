@@ -2,6 +2,7 @@
 
 use super::Node;
 use crate::mesh::liveness::PeerState;
+use crate::net::relay_socket::is_relay_addr;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,7 +47,11 @@ impl Node {
                     name: st.table.display_name(&r.id),
                     state: state.as_str(),
                     rtt_ms: link.map(|l| l.conn.rtt().as_secs_f64() * 1000.0),
-                    path: "direct",
+                    path: if link.is_some_and(|l| is_relay_addr(&l.conn.remote_address())) {
+                        "relayed"
+                    } else {
+                        "direct"
+                    },
                     addr: link
                         .map(|l| l.conn.remote_address().to_string())
                         .or_else(|| r.addrs.first().map(|a| a.to_string())),

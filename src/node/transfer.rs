@@ -36,6 +36,19 @@ impl Node {
             Msg::Store { entry, chain } => {
                 self.serve_store(peer, entry, chain, &mut send, recv).await
             }
+            Msg::RelayOpen { target } => {
+                // The tunnel owns the streams from here on.
+                if let Err(e) = self.serve_relay_open(peer, target, send, recv).await {
+                    debug!("relay for {} refused: {e:#}", peer.short());
+                }
+                return;
+            }
+            Msg::RelayIncoming { from } => {
+                if let Err(e) = self.serve_relay_incoming(peer, from, send, recv).await {
+                    debug!("tunnel from {} refused: {e:#}", peer.short());
+                }
+                return;
+            }
             other => {
                 let why = format!("unexpected {} opening a stream", other.name());
                 self.protocol_violation(peer, &conn, &why);
