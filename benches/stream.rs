@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// Per-stream buffering between a holder and the decoder, from src/net/tls.rs and
 /// src/node/stream.rs: the QUIC stream receive window plus the verified-chunk read-ahead.
-const STREAM_WINDOW: u64 = 16 << 20;
+const STREAM_WINDOW: u64 = 4 << 20;
 const READ_AHEAD: u64 = 16 * 65536;
 
 /// When the failover test kills the serving peer.
@@ -100,7 +100,7 @@ async fn ttfa(base: &Path) {
 
 async fn failover(base: &Path) {
     let secs = common::env_u64("MEFF_BENCH_SECS", 30);
-    let (rate, channels) = (48_000u32, 2u16);
+    let (rate, channels) = (96_000u32, 2u16);
     let per_sec = u64::from(rate) * u64::from(channels) * 2;
     std::fs::create_dir_all(base).expect("cannot create the failover dir");
     let track = base.join("long.wav");

@@ -86,6 +86,7 @@ async fn garbage_oversized_wrong_kind_and_wrong_version_are_cut_off() {
             },
             proof,
             observed: a.local_addr(),
+            boot: 1,
         }))
     };
     let code = send_and_expect_close(&conn, &hello(1, [0; 32])).await;

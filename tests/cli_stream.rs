@@ -142,7 +142,7 @@ fn stream_writes_nothing_to_disk_and_reports_spec_stats() {
     assert_eq!(code, 1);
     assert!(err.contains("no track named"), "{err}");
     let (code, _, err) = meff(&c.dir, &["stream", "song", "--output", "speakers"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a wrong --output is a usage error");
     assert!(err.contains("device, null or wav:PATH"), "{err}");
     let (code, _, _) = meff(&c.dir, &["pause"]);
     assert_eq!(code, 1, "pause with nothing playing");

@@ -256,6 +256,25 @@ impl Internet {
     }
 }
 
+/// A WAV of `bytes` of 16-bit stereo noise shaped by `seed` (distinct content per seed).
+fn write_wav(path: &Path, bytes: usize, seed: u32) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    for _ in 0..bytes / 2 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        w.write_sample((x >> 20) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
 fn peer_view(dir: &Path, name: &str) -> Option<(String, String)> {
     let s: Value = status(dir);
     s["peers"]
@@ -361,6 +380,67 @@ fn mesh_forms_across_nats_with_punching_and_relay() {
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(stats.trim()).unwrap();
     assert_eq!(v["underruns"], 0);
+
+    // Throughput through the relay against a direct path: a track placed on h1 and h2 only
+    // is fetched by pub (direct) and by h3 (relayed through pub).
+    let ids: Vec<(String, meff::id::PeerId)> = names
+        .iter()
+        .map(|n| {
+            let id = status(&dir(n))["id"].as_str().unwrap().to_string();
+            (n.to_string(), meff::id::PeerId::parse(&id).unwrap())
+        })
+        .collect();
+    let id_of = |n: &str| ids.iter().find(|(m, _)| m == n).unwrap().1;
+    let cands: Vec<meff::mesh::placement::Candidate> = ids
+        .iter()
+        .map(|(_, id)| meff::mesh::placement::Candidate {
+            id: *id,
+            capacity: 10 << 30,
+        })
+        .collect();
+    let big = base.path().join("big.wav");
+    let want: std::collections::BTreeSet<_> = [id_of("h1"), id_of("h2")].into();
+    let mut seed = 0u32;
+    loop {
+        write_wav(&big, 16 << 20, seed);
+        let hash = *blake3::hash(&std::fs::read(&big).unwrap()).as_bytes();
+        let placed: std::collections::BTreeSet<_> =
+            meff::mesh::placement::holders(&hash, &cands, 2)
+                .into_iter()
+                .collect();
+        if placed == want {
+            break;
+        }
+        seed += 1;
+    }
+    let (code, _, err) = meff(&dir("h1"), &["push", "big", big.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        wait_for(Duration::from_secs(5), || meff(&dir("h3"), &["ls"])
+            .1
+            .contains("big"))
+        .is_some()
+    );
+    let mut rates = Vec::new();
+    for who in ["pub", "h3"] {
+        let out = base.path().join(format!("big-{who}.wav"));
+        let t = Instant::now();
+        let (code, _, err) = meff(&dir(who), &["get", "big", "-o", out.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(
+            std::fs::metadata(&out).unwrap().len(),
+            std::fs::metadata(&big).unwrap().len()
+        );
+        rates.push(16.0 / secs);
+        let _ = std::fs::remove_file(&out);
+    }
+    eprintln!(
+        "16 MiB get: direct {:.1} MiB/s, relayed {:.1} MiB/s (relayed/direct = {:.2})",
+        rates[0],
+        rates[1],
+        rates[1] / rates[0]
+    );
 
     // The public peer dies: the direct pair stays connected and working.
     public.kill().unwrap();

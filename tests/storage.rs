@@ -399,3 +399,41 @@ async fn concurrent_pushes_of_one_name_converge_to_one_version() {
     );
     leave_all(&nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaving_holder_hands_off_its_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(&["a", "b", "c"], dir.path(), 1, Duration::from_secs(600)).await;
+    let holders = nodes[0]
+        .push("solo", &fixture("tone.mp3"), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(holders.len(), 1);
+    let holder = nodes.iter().find(|n| n.id() == holders[0]).unwrap();
+    let rest: Vec<Node> = nodes
+        .iter()
+        .filter(|n| n.id() != holder.id())
+        .cloned()
+        .collect();
+    assert!(
+        wait_for(Duration::from_secs(3), || rest
+            .iter()
+            .all(|n| n.ls().len() == 1))
+        .await
+        .is_some()
+    );
+    // The only copy leaves with `down`: it is handed to the next peer placement picks.
+    holder.leave().await;
+    let took = wait_for(Duration::from_secs(5), || {
+        replicas_everywhere(&rest, "solo") == vec![1, 1]
+    })
+    .await;
+    assert!(took.is_some(), "the only copy left with its holder");
+    let out = dir.path().join("solo.mp3");
+    let p = rest[0].get("solo", Some(&out), dir.path()).await.unwrap();
+    assert_eq!(
+        std::fs::read(p).unwrap(),
+        std::fs::read(fixture("tone.mp3")).unwrap()
+    );
+    leave_all(&rest).await;
+}

@@ -202,10 +202,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "d" => n * 86400.0,
         _ => return Err(format!("invalid duration unit in '{s}' (use ms, s, m, h)")),
     };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration '{s}'"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
+    std::time::Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration '{s}'"))
 }
 
 pub fn parse_size(s: &str) -> Result<u64, String> {

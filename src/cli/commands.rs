@@ -40,11 +40,22 @@ impl Output {
 }
 
 /// A failed command: its message becomes the one `error: …` line.
-pub struct CmdError(pub String);
+pub struct CmdError(pub String, pub i32);
+
+impl CmdError {
+    fn failed(msg: impl Into<String>) -> Self {
+        CmdError(msg.into(), 1)
+    }
+
+    /// The command was given wrong arguments: exit status 2, as for clap's usage errors.
+    fn usage(msg: impl Into<String>) -> Self {
+        CmdError(msg.into(), 2)
+    }
+}
 
 impl<E: std::fmt::Display> From<E> for CmdError {
     fn from(e: E) -> Self {
-        CmdError(format!("{e:#}"))
+        CmdError(format!("{e:#}"), 1)
     }
 }
 
@@ -67,25 +78,30 @@ pub const HELP: &str = "commands:
 pub async fn execute(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> i32 {
     match run(node, cmd, cwd, out).await {
         Ok(()) => 0,
-        Err(CmdError(msg)) => {
+        Err(CmdError(msg, code)) => {
             out.err(format!("error: {msg}"));
-            1
+            code
         }
     }
 }
 
 fn resolve_output(cwd: &Path, s: &str) -> Result<OutputKind, CmdError> {
-    Ok(match s.parse::<OutputKind>()? {
-        OutputKind::Wav(p) => OutputKind::Wav(resolve(cwd, &p)),
-        other => other,
-    })
+    Ok(
+        match s
+            .parse::<OutputKind>()
+            .map_err(|e| CmdError::usage(e.to_string()))?
+        {
+            OutputKind::Wav(p) => OutputKind::Wav(resolve(cwd, &p)),
+            other => other,
+        },
+    )
 }
 
 fn stats_format(s: Option<&str>) -> Result<bool, CmdError> {
     match s {
         None => Ok(false),
         Some("json") => Ok(true),
-        Some(other) => Err(CmdError(format!(
+        Some(other) => Err(CmdError::usage(format!(
             "unknown stats format '{other}' (use --stats json)"
         ))),
     }
@@ -207,7 +223,7 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
         PeerCmd::Pause | PeerCmd::Resume | PeerCmd::Stop => {
             let np = node
                 .now_playing()
-                .ok_or_else(|| CmdError("nothing is playing".into()))?;
+                .ok_or_else(|| CmdError::failed("nothing is playing"))?;
             match cmd {
                 PeerCmd::Pause => np.control.pause(),
                 PeerCmd::Resume => np.control.resume(),

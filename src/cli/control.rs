@@ -69,7 +69,14 @@ async fn handle(node: Node, stream: UnixStream) -> Result<()> {
     let n = node.clone();
     let task = tokio::spawn(async move { commands::execute(&n, req.cmd, &req.cwd, &out).await });
     while let Some(l) = rx.recv().await {
-        write_line(&mut wr, &l).await?;
+        if let Err(e) = write_line(&mut wr, &l).await {
+            // The client went away (Ctrl-C on `meff stream`): nobody is listening any more.
+            if let Some(np) = node.now_playing() {
+                np.control.stop();
+            }
+            task.abort();
+            return Err(e);
+        }
     }
     let code = task.await.unwrap_or(1);
     write_line(&mut wr, &Line::Exit(code)).await?;

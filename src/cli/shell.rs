@@ -51,14 +51,13 @@ pub async fn run(node: Node) {
         if matches!(cmd, PeerCmd::Down) {
             break;
         }
-        if matches!(cmd, PeerCmd::Stream { .. } | PeerCmd::Play { .. }) {
-            // Playback runs in the background so pause/resume/stop can be typed meanwhile.
+        // On a terminal playback runs in the background so pause/resume/stop can be typed
+        // meanwhile; a script waits for it, so its stats come out before the next line.
+        if interactive && matches!(cmd, PeerCmd::Stream { .. } | PeerCmd::Play { .. }) {
             let n = node.clone();
             let c = cwd.clone();
             tokio::spawn(async move { run_one(&n, cmd, &c).await });
-            if interactive {
-                tokio::spawn(now_playing_line(node.clone()));
-            }
+            tokio::spawn(now_playing_line(node.clone()));
             continue;
         }
         run_one(&node, cmd, &cwd).await;

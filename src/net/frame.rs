@@ -20,11 +20,8 @@ pub enum FrameError {
     Decode(u8),
     #[error("frame header says kind {header} but body is kind {body}")]
     KindMismatch { header: u8, body: u8 },
-    #[error("unexpected frame {got} (wanted {wanted})")]
-    Unexpected {
-        got: &'static str,
-        wanted: &'static str,
-    },
+    #[error("frame kind {0} is not allowed here")]
+    NotAllowed(u8),
 }
 
 pub fn encode(msg: &Msg) -> Vec<u8> {
@@ -59,6 +56,15 @@ pub fn decode_body(kind: u8, body: &[u8]) -> Result<Msg, FrameError> {
 }
 
 pub async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Msg, FrameError> {
+    read_frame_of(recv, None).await
+}
+
+/// Reads one frame, refusing from its header any kind not in `allowed`: a peer that has not
+/// proven the network key cannot make us buffer a large frame of another kind.
+pub async fn read_frame_of(
+    recv: &mut quinn::RecvStream,
+    allowed: Option<&[u8]>,
+) -> Result<Msg, FrameError> {
     let mut header = [0u8; HEADER_LEN];
     match recv.read_exact(&mut header).await {
         Ok(()) => {}
@@ -66,6 +72,11 @@ pub async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Msg, FrameError>
         Err(e) => return Err(FrameError::Io(e.to_string())),
     }
     let (kind, len) = decode_header(&header)?;
+    if let Some(allowed) = allowed
+        && !allowed.contains(&kind)
+    {
+        return Err(FrameError::NotAllowed(kind));
+    }
     let mut body = vec![0u8; len];
     recv.read_exact(&mut body)
         .await

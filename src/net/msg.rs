@@ -17,6 +17,8 @@ pub struct Hello {
     pub proof: [u8; 32],
     /// The address the dialer sees the acceptor at.
     pub observed: SocketAddr,
+    /// When the sender's process started: tells a restarted peer from a duplicate dial.
+    pub boot: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -26,6 +28,7 @@ pub struct HelloAck {
     pub table: Vec<MemberRecord>,
     /// The address the acceptor sees the dialer at: how a NATed peer learns its public address.
     pub observed: SocketAddr,
+    pub boot: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -87,6 +90,11 @@ pub enum Msg {
 }
 
 const KB: usize = 1024;
+
+/// Kinds that may open a stream after the handshake.
+pub const STREAM_OPENERS: &[u8] = &[3, 10, 12, 15, 16];
+/// The kind that opens a connection.
+pub const HELLO: &[u8] = &[0];
 
 impl Msg {
     pub fn kind(&self) -> u8 {

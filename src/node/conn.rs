@@ -80,8 +80,7 @@ impl Node {
                 bail!("handshake with {addr} timed out");
             }
         };
-        let peer_rec = ack.table.iter().find(|r| r.id == peer).cloned();
-        let incarnation = peer_rec.as_ref().map(|r| r.incarnation).unwrap_or(0);
+        let incarnation = ack.boot;
         self.merge_members(ack.table, Some(peer));
         let Some(rx) = self.register(peer, conn.clone(), self.id(), incarnation) else {
             conn.close(close_code::DUPLICATE.into(), b"duplicate connection");
@@ -120,9 +119,10 @@ impl Node {
             record,
             proof,
             observed: addr,
+            boot: self.inner.boot,
         });
         frame::write_frame(&mut send, &hello).await?;
-        match frame::read_frame(&mut recv).await {
+        match frame::read_frame_of(&mut recv, Some(&[1, 2])).await {
             Ok(Msg::HelloAck(ack)) => {
                 let want = auth::proof(conn, &self.inner.key, Role::Acceptor)
                     .ok_or_else(|| anyhow!("no keying material"))?;
@@ -182,7 +182,7 @@ impl Node {
         let peer = tls::remote_peer_id(&conn).ok_or_else(|| anyhow!("no identity"))?;
         let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
             let (send, mut recv) = conn.accept_bi().await?;
-            let msg = frame::read_frame(&mut recv).await?;
+            let msg = frame::read_frame_of(&mut recv, Some(crate::net::msg::HELLO)).await?;
             Ok::<_, anyhow::Error>((send, recv, msg))
         })
         .await;
@@ -261,7 +261,7 @@ impl Node {
         }
         let proof = auth::proof(&conn, &self.inner.key, Role::Acceptor)
             .ok_or_else(|| anyhow!("no keying material"))?;
-        let incarnation = hello.record.incarnation;
+        let incarnation = hello.boot;
         self.merge_members(vec![hello.record], Some(peer));
         self.note_observed(hello.observed);
         let ack = Msg::HelloAck(HelloAck {
@@ -269,6 +269,7 @@ impl Node {
             proof,
             table: self.state().table.to_vec(),
             observed: remote,
+            boot: self.inner.boot,
         });
         frame::write_frame(&mut send, &ack).await?;
         let Some(rx) = self.register(peer, conn.clone(), peer, incarnation) else {
@@ -348,6 +349,10 @@ impl Node {
         let node = self.clone();
         tokio::spawn(async move {
             let err = conn.closed().await;
+            // A tunnel outliving its connection would keep a relay slot taken for nothing.
+            if is_relay_addr(&conn.remote_address()) {
+                node.inner.relay_hub.close_tunnel(&conn.remote_address());
+            }
             node.on_link_closed(peer, &conn, &err);
         });
     }
@@ -403,8 +408,11 @@ impl Node {
             let node = self.clone();
             let c = conn.clone();
             tokio::spawn(async move {
-                let first =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, frame::read_frame(&mut recv)).await;
+                let first = tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    frame::read_frame_of(&mut recv, Some(crate::net::msg::STREAM_OPENERS)),
+                )
+                .await;
                 match first {
                     Ok(Ok(Msg::Heartbeat(hb))) => {
                         node.run_heartbeats(peer, c, send, recv, Some(hb)).await
@@ -428,7 +436,7 @@ impl Node {
         first: Option<Heartbeat>,
     ) {
         if first.is_some() {
-            self.heard_from(peer);
+            self.heard_from(peer, &conn);
         }
         let node = self.clone();
         let c = conn.clone();
@@ -449,7 +457,7 @@ impl Node {
         });
         loop {
             match frame::read_frame(&mut recv).await {
-                Ok(Msg::Heartbeat(_)) => self.heard_from(peer),
+                Ok(Msg::Heartbeat(_)) => self.heard_from(peer, &conn),
                 Ok(other) => {
                     self.protocol_violation(
                         peer,
@@ -470,9 +478,16 @@ impl Node {
         writer.abort();
     }
 
-    fn heard_from(&self, peer: PeerId) {
+    fn heard_from(&self, peer: PeerId, conn: &quinn::Connection) {
         let mut st = self.state();
         // Only the live link counts: a stale duplicate must not keep a peer alive.
+        if st
+            .links
+            .get(&peer)
+            .is_none_or(|l| l.conn.stable_id() != conn.stable_id())
+        {
+            return;
+        }
         if let Some(change) = st.live.heard(peer, Instant::now()) {
             info!("{} is {}", peer.short(), change.as_str());
         }

@@ -125,7 +125,7 @@ impl Node {
             let mut buf = vec![0u8; want];
             f.read_exact(&mut buf).await?;
             if !verify_chunk(entry, i, &buf) {
-                self.drop_blob(&entry.hash);
+                self.drop_blob_if_corrupt(&entry.hash);
                 bail!("chunk {i} does not match its hash");
             }
             *offset += want as u64;

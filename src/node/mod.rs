@@ -130,6 +130,8 @@ pub(crate) struct Inner {
     pub upload_slots: tokio::sync::Semaphore,
     pub now_playing: Mutex<Option<stream::NowPlaying>>,
     pub relay_hub: Arc<RelayHub>,
+    /// This process's start, in ms: what tells a restarted peer from a duplicate connection.
+    pub boot: u64,
     _lock: lock::DataDirLock,
 }
 
@@ -167,7 +169,9 @@ impl Node {
             (None, Some(j)) => (j, false),
             (None, None) => (new_network_key(), true),
         };
-        db.put_meta("network_key", &key)?;
+        if created_network {
+            db.put_meta("network_key", &key)?;
+        }
 
         let socket = std::net::UdpSocket::bind((cfg.bind_ip, cfg.port)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -260,6 +264,7 @@ impl Node {
                 upload_slots: tokio::sync::Semaphore::new(MAX_UPLOADS),
                 now_playing: Mutex::new(None),
                 relay_hub,
+                boot: now_ms(),
                 _lock: lock,
             }),
         };
@@ -276,6 +281,8 @@ impl Node {
                 node.inner.shutdown.cancel();
                 return Err(e.context("cannot join the network"));
             }
+            // Only a key that got us in belongs to this data dir.
+            node.inner.db.put_meta("network_key", &node.inner.key)?;
         }
         Ok(node)
     }

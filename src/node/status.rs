@@ -26,6 +26,7 @@ pub struct Status {
 
 impl Node {
     pub fn status(&self) -> Status {
+        let stored_bytes = self.stored_bytes();
         let st = self.state();
         let me = self.id();
         let peers = st
@@ -67,7 +68,7 @@ impl Node {
             id: me.to_string(),
             name: self.name().to_string(),
             addrs,
-            stored_bytes: self.stored_bytes(),
+            stored_bytes,
             peers,
         }
     }

@@ -8,7 +8,9 @@ use crate::mesh::liveness::PeerState;
 use crate::mesh::placement::{self, Candidate};
 use crate::net::msg::Msg;
 use crate::store::blobs::{Hash, hex};
-use crate::store::catalog::{CHUNK_SIZE, CatalogEntry, ChunkHasher, Version, validate_name};
+use crate::store::catalog::{
+    CHUNK_SIZE, CatalogEntry, ChunkHasher, Version, validate_entry, validate_name,
+};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +21,7 @@ use tracing::warn;
 
 /// How long a freshly stored blob is safe from repair while its catalog entry travels.
 const PROTECT_FOR: Duration = Duration::from_secs(60);
+const MAX_CLOCK_SKEW_MS: u64 = 3_600_000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
@@ -143,6 +146,18 @@ impl Node {
             let mut st = self.state();
             let wall = now_ms();
             for e in entries {
+                if let Err(why) = validate_entry(&e) {
+                    warn!("ignoring catalog entry {:?}: {why}", e.name);
+                    continue;
+                }
+                // A clock far ahead of ours would pin our clock; such entries are refused.
+                if e.version.ts.ms() > wall + MAX_CLOCK_SKEW_MS {
+                    warn!(
+                        "ignoring catalog entry {:?}: its clock is far in the future",
+                        e.name
+                    );
+                    continue;
+                }
                 st.hlc.observe(e.version.ts, wall);
                 let name = e.name.clone();
                 let mut did = st.catalog.apply(e);
@@ -387,6 +402,28 @@ impl Node {
             );
         }
         self.broadcast_holdings();
+    }
+
+    /// A chunk did not match: drop the blob only if the whole file is wrong too, so a peer's
+    /// bogus chunk list cannot make us delete a good copy.
+    pub(crate) fn drop_blob_if_corrupt(&self, hash: &Hash) {
+        let node = self.clone();
+        let hash = *hash;
+        tokio::task::spawn_blocking(move || {
+            let path = node.inner.blobs.path(&hash);
+            let ok = std::fs::File::open(&path)
+                .ok()
+                .and_then(|mut f| {
+                    let mut h = blake3::Hasher::new();
+                    std::io::copy(&mut f, &mut h).ok()?;
+                    Some(*h.finalize().as_bytes() == hash)
+                })
+                .unwrap_or(false);
+            if !ok {
+                warn!("blob {} is corrupt; deleting it", hex(&hash));
+                node.drop_blob(&hash);
+            }
+        });
     }
 
     pub(crate) fn drop_blob(&self, hash: &Hash) {

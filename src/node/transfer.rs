@@ -5,7 +5,7 @@ use super::Node;
 use crate::id::PeerId;
 use crate::net::frame;
 use crate::net::msg::Msg;
-use crate::store::catalog::{CatalogEntry, validate_name};
+use crate::store::catalog::{CatalogEntry, ChunkHasher, validate_entry};
 use anyhow::{Result, anyhow, bail};
 use std::io::Read;
 use std::path::Path;
@@ -14,11 +14,19 @@ use tokio::io::AsyncReadExt;
 use tracing::{debug, warn};
 
 const MAX_CHAIN: usize = 16;
-const IO_BUF: usize = 256 * 1024;
+/// A transfer that makes no progress for this long is given up: a stalled peer must not hold
+/// an upload slot, a temp file or a `down` forever.
+const IDLE: Duration = Duration::from_secs(10);
 
-fn chunk_count(size: u64, chunk: u32) -> usize {
-    size.div_ceil(chunk.max(1) as u64) as usize
+async fn with_idle<T, E: std::fmt::Display>(
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T> {
+    match tokio::time::timeout(IDLE, f).await {
+        Ok(r) => r.map_err(|e| anyhow!("{e}")),
+        Err(_) => bail!("no progress for {IDLE:?}"),
+    }
 }
+const IO_BUF: usize = 256 * 1024;
 
 impl Node {
     /// A request opening a data stream. Errors go back to the requester as `Failed`; a
@@ -110,14 +118,17 @@ impl Node {
                 && !crate::store::catalog::verify_chunk(e, index, &buf[..want])
             {
                 warn!(
-                    "blob {} is corrupt at chunk {index}; deleting it",
+                    "blob {} does not match chunk {index}",
                     crate::store::blobs::hex(&hash)
                 );
-                self.drop_blob(&hash);
+                self.drop_blob_if_corrupt(&hash);
                 let _ = send.reset(1u32.into());
                 bail!("corrupt blob");
             }
-            send.write_all(&buf[..want]).await?;
+            if let Err(e) = with_idle(send.write_all(&buf[..want])).await {
+                let _ = send.reset(2u32.into());
+                return Err(e);
+            }
             pos += want as u64;
             index += 1;
         }
@@ -135,12 +146,7 @@ impl Node {
         send: &mut quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) -> Result<()> {
-        validate_name(&entry.name).map_err(|e| anyhow!(e))?;
-        if entry.chunk_hashes.len() != chunk_count(entry.size, entry.chunk_size)
-            || entry.chunk_size == 0
-        {
-            bail!("chunk hashes do not match the size");
-        }
+        validate_entry(&entry).map_err(|e| anyhow!(e))?;
         let me = self.id();
         if chain.len() > MAX_CHAIN || chain.contains(&me) || chain.contains(&from) {
             bail!("invalid replication chain");
@@ -174,12 +180,19 @@ impl Node {
         };
         let mut remaining = entry.size;
         let mut buf = vec![0u8; IO_BUF];
+        // The whole-file hash only says the bytes are not what was announced; the chunk hashes
+        // must match too, or every later chunk check would wrongly condemn a good copy.
+        let mut chunks = ChunkHasher::new(entry.chunk_size);
         while remaining > 0 {
             let want = (remaining as usize).min(IO_BUF);
-            let n = match recv.read(&mut buf[..want]).await? {
-                Some(n) => n,
-                None => bail!("upload ended {remaining} bytes early"),
+            let n = match tokio::time::timeout(IDLE, recv.read(&mut buf[..want])).await {
+                Ok(r) => match r? {
+                    Some(n) => n,
+                    None => bail!("upload ended {remaining} bytes early"),
+                },
+                Err(_) => bail!("upload stalled for {IDLE:?}"),
             };
+            chunks.update(&buf[..n]);
             if let Some(w) = writer.as_mut()
                 && let Err(e) = w.write(&buf[..n])
             {
@@ -187,7 +200,7 @@ impl Node {
                 writer = None;
             }
             if let Some((next, (s, _))) = downstream.as_mut()
-                && let Err(e) = s.write_all(&buf[..n]).await
+                && let Err(e) = with_idle(s.write_all(&buf[..n])).await
             {
                 let next = *next;
                 failed.extend(
@@ -198,6 +211,9 @@ impl Node {
                 downstream = None;
             }
             remaining -= n as u64;
+        }
+        if chunks.finish().chunk_hashes != entry.chunk_hashes {
+            bail!("the upload does not match its chunk hashes");
         }
         if let Some(w) = writer {
             let r = tokio::task::spawn_blocking(move || w.commit()).await;
@@ -309,14 +325,20 @@ impl Node {
                 Ok(n) => n,
                 Err(e) => return all_failed(e.to_string()),
             };
-            if let Err(e) = s.write_all(&buf[..n]).await {
+            if let Err(e) = with_idle(s.write_all(&buf[..n])).await {
                 return all_failed(format!("upload failed: {e}"));
             }
             sent += n as u64;
             progress(sent, entry.size);
         }
         let _ = s.finish();
-        match frame::read_frame(&mut r).await {
+        // Holders down the chain answer after their own downstream (120 s at most each).
+        let answer =
+            tokio::time::timeout(Duration::from_secs(150), frame::read_frame(&mut r)).await;
+        let Ok(answer) = answer else {
+            return all_failed("no answer from the chain".into());
+        };
+        match answer {
             Ok(Msg::StoreResult { stored, failed }) => (stored, failed),
             Ok(Msg::Failed { reason }) => all_failed(reason),
             Ok(other) => all_failed(format!("unexpected {}", other.name())),

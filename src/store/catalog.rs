@@ -318,6 +318,26 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 /// small enough that a streaming reader verifies well within its prebuffer.
 pub const CHUNK_SIZE: u32 = 65536;
 
+/// Largest track accepted from anyone: bounds what a peer's catalog entry can make us
+/// allocate or wait for.
+pub const MAX_TRACK_BYTES: u64 = 16 << 30;
+
+/// Checks an entry that came from a peer before anything acts on it: its name, its chunk
+/// size (the one we use) and that its chunk hashes cover exactly its size.
+pub fn validate_entry(e: &CatalogEntry) -> Result<(), String> {
+    validate_name(&e.name)?;
+    if e.chunk_size != CHUNK_SIZE {
+        return Err(format!("chunk size {} is not {CHUNK_SIZE}", e.chunk_size));
+    }
+    if e.size > MAX_TRACK_BYTES {
+        return Err(format!("track of {} bytes is over the limit", e.size));
+    }
+    if e.chunk_hashes.len() as u64 != e.size.div_ceil(CHUNK_SIZE as u64) {
+        return Err("chunk hashes do not cover the track".into());
+    }
+    Ok(())
+}
+
 /// Per-chunk BLAKE3 hashes of a whole buffer. Panics if `chunk_size` is 0.
 pub fn chunk_hashes(data: &[u8], chunk_size: u32) -> Vec<[u8; 32]> {
     assert!(chunk_size > 0, "chunk size must be positive");
