@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::process::{BIN, fixture, meff, status};
+use common::process::{BIN, fixture, meff, status, wait_for};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -256,6 +256,19 @@ impl Internet {
     }
 }
 
+/// Push `file` as `name` on `from`, wait until `to` lists it, get it there byte-identical.
+fn push_then_get(from: &Path, to: &Path, name: &str, file: &Path, out: &Path) {
+    let (code, _, err) = meff(from, &["push", name, file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let listed = wait_for(Duration::from_secs(5), || {
+        meff(to, &["ls"]).1.contains(name)
+    });
+    assert!(listed.is_some(), "{name} never listed");
+    let (code, _, err) = meff(to, &["get", name, "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(out).unwrap(), std::fs::read(file).unwrap());
+}
+
 /// A WAV of `bytes` of 16-bit stereo noise shaped by `seed` (distinct content per seed).
 fn write_wav(path: &Path, bytes: usize, seed: u32) {
     let spec = hound::WavSpec {
@@ -287,17 +300,6 @@ fn peer_view(dir: &Path, name: &str) -> Option<(String, String)> {
                 p["path"].as_str().unwrap_or("").to_string(),
             )
         })
-}
-
-fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
-    let t0 = Instant::now();
-    while t0.elapsed() < timeout {
-        if cond() {
-            return Some(t0.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
 }
 
 #[test]
@@ -352,27 +354,21 @@ fn mesh_forms_across_nats_with_punching_and_relay() {
 
     // The symmetric-NAT peer can push, get and stream.
     let mp3 = fixture("tone.mp3");
-    let (code, _, err) = meff(&dir("h3"), &["push", "from-h3", mp3.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
+    push_then_get(
+        &dir("h3"),
+        &dir("h1"),
+        "from-h3",
+        &mp3,
+        &base.path().join("got.mp3"),
+    );
     let ogg = fixture("tone.ogg");
-    let (code, _, err) = meff(&dir("h1"), &["push", "from-h1", ogg.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        wait_for(Duration::from_secs(5), || meff(&dir("h3"), &["ls"])
-            .1
-            .contains("from-h1"))
-        .is_some()
+    push_then_get(
+        &dir("h1"),
+        &dir("h3"),
+        "from-h1",
+        &ogg,
+        &base.path().join("got.ogg"),
     );
-    assert!(
-        wait_for(Duration::from_secs(5), || meff(&dir("h1"), &["ls"])
-            .1
-            .contains("from-h3"))
-        .is_some()
-    );
-    let out = base.path().join("got.mp3");
-    let (code, _, err) = meff(&dir("h1"), &["get", "from-h3", "-o", out.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&mp3).unwrap());
     let (code, stats, err) = meff(
         &dir("h3"),
         &["stream", "from-h1", "--output", "null", "--stats", "json"],
@@ -466,18 +462,13 @@ fn mesh_forms_across_nats_with_punching_and_relay() {
         Some(("alive".into(), "direct".into()))
     );
     let flac = fixture("tone.flac");
-    let (code, _, err) = meff(&dir("h1"), &["push", "after", flac.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        wait_for(Duration::from_secs(5), || meff(&dir("h2"), &["ls"])
-            .1
-            .contains("after"))
-        .is_some()
+    push_then_get(
+        &dir("h1"),
+        &dir("h2"),
+        "after",
+        &flac,
+        &base.path().join("after.flac"),
     );
-    let out = base.path().join("after.flac");
-    let (code, _, err) = meff(&dir("h2"), &["get", "after", "-o", out.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&flac).unwrap());
     drop(net);
     if let Some(keep) = std::env::var_os("MEFF_KEEP_LOGS") {
         for n in names {

@@ -6,32 +6,15 @@ mod common;
 use common::*;
 use meff::mesh::placement::{self, Candidate};
 use meff::node::Node;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 async fn mesh(names: &[&str], base: &Path, replicas: usize, repair_after: Duration) -> Vec<Node> {
-    let mut nodes: Vec<Node> = Vec::new();
-    for name in names {
-        let mut cfg = config(name, base);
+    common::mesh(names, base, |cfg| {
         cfg.replicas = replicas;
         cfg.repair_after = repair_after;
-        cfg.join = nodes
-            .first()
-            .map(|n| meff::node::JoinTarget::Ticket(n.ticket()));
-        nodes.push(Node::start(cfg).await.unwrap());
-    }
-    assert!(
-        wait_for(Duration::from_secs(10), || full_mesh(&nodes))
-            .await
-            .is_some()
-    );
-    nodes
+    })
+    .await
 }
 
 fn replicas_everywhere(nodes: &[Node], name: &str) -> Vec<usize> {
@@ -45,12 +28,6 @@ fn replicas_everywhere(nodes: &[Node], name: &str) -> Vec<usize> {
                 .unwrap_or(0)
         })
         .collect()
-}
-
-async fn leave_all(nodes: &[Node]) {
-    for n in nodes {
-        n.leave().await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

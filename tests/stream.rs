@@ -7,31 +7,15 @@ mod common;
 use common::*;
 use meff::audio::{OutputKind, decode_all};
 use meff::id::PeerId;
-use meff::node::{JoinTarget, Node};
-use std::path::{Path, PathBuf};
+use meff::node::Node;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 async fn mesh(n: usize, base: &Path, replicas: usize) -> Vec<Node> {
-    let mut nodes: Vec<Node> = Vec::new();
-    for i in 0..n {
-        let mut cfg = config(&format!("p{i}"), base);
-        cfg.replicas = replicas;
-        cfg.join = nodes.first().map(|n| JoinTarget::Ticket(n.ticket()));
-        nodes.push(Node::start(cfg).await.unwrap());
-    }
-    assert!(
-        wait_for(Duration::from_secs(10), || full_mesh(&nodes))
-            .await
-            .is_some()
-    );
-    nodes
+    let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    common::mesh(&names, base, |cfg| cfg.replicas = replicas).await
 }
 
 fn read_wav_f32(path: &Path) -> (u32, u16, Vec<f32>) {
@@ -67,12 +51,6 @@ async fn wait_listed(n: &Node, name: &str) {
             .is_some(),
         "{name} never listed"
     );
-}
-
-async fn leave_all(nodes: &[Node]) {
-    for n in nodes {
-        n.leave().await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

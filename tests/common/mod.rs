@@ -5,6 +5,7 @@ use meff::node::{JoinTarget, Node, NodeConfig};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub fn config(name: &str, base: &Path) -> NodeConfig {
@@ -17,6 +18,37 @@ pub async fn start(name: &str, base: &Path, join: Option<&Node>) -> Node {
     let mut cfg = config(name, base);
     cfg.join = join.map(|n| JoinTarget::Ticket(n.ticket()));
     Node::start(cfg).await.expect("peer starts")
+}
+
+/// Starts peers named `names` on loopback, each joining through the first, with `tweak`
+/// applied to every config; returns once they form a full mesh.
+pub async fn mesh(names: &[&str], base: &Path, tweak: impl Fn(&mut NodeConfig)) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for name in names {
+        let mut cfg = config(name, base);
+        tweak(&mut cfg);
+        cfg.join = nodes.first().map(|n| JoinTarget::Ticket(n.ticket()));
+        nodes.push(Node::start(cfg).await.expect("peer starts"));
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), || full_mesh(&nodes))
+            .await
+            .is_some(),
+        "no full mesh"
+    );
+    nodes
+}
+
+pub async fn leave_all(nodes: &[Node]) {
+    for n in nodes {
+        n.leave().await;
+    }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Polls `cond` every 10 ms until it holds; returns how long that took, or None on timeout.
