@@ -210,3 +210,30 @@ async fn no_live_holder_fails_within_a_few_seconds() {
         n.leave().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_slower_than_the_bitrate_shows_as_underruns() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every peer serves at most 32 KB/s; the track needs 64 KB/s (float stereo at 8 kHz).
+    let nodes = common::mesh(&["a", "b"], dir.path(), |cfg| {
+        cfg.replicas = 1;
+        cfg.upload_limit = Some(32_000);
+    })
+    .await;
+    let track = dir.path().join("slow.wav");
+    synth_wav(&track, 3, 8_000);
+    let holders = nodes[0].push("slow", &track, |_, _| {}).await.unwrap();
+    let listener = nodes.iter().find(|n| !holders.contains(&n.id())).unwrap();
+    wait_listed(listener, "slow").await;
+    let stats = listener
+        .stream("slow", OutputKind::Null, Instant::now(), |_| {})
+        .await
+        .unwrap();
+    eprintln!("throttled stats: {stats:?}");
+    assert!(stats.underruns > 0, "a starved output must count underruns");
+    assert!(stats.underrun_ms > 100.0);
+    assert_eq!(stats.failovers, 0, "a slow source is not a stalled one");
+    assert_eq!(stats.bytes, std::fs::metadata(&track).unwrap().len());
+    assert_eq!(stats.frames, 3 * 8_000, "the whole track still plays");
+    leave_all(&nodes).await;
+}

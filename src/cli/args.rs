@@ -26,7 +26,8 @@ pub struct Cli {
 }
 
 /// Options that take a value, so the argument after them is not a command word.
-const VALUE_OPTIONS: [&str; 6] = [
+const VALUE_OPTIONS: [&str; 7] = [
+    "--upload-limit",
     "--data-dir",
     "--network-key",
     "--replicas",
@@ -78,6 +79,9 @@ pub struct PeerOpts {
     /// How long a holder may be unreachable before its tracks are copied elsewhere (2s, 5m, 1h).
     #[arg(long, default_value = "10m")]
     pub repair_after: String,
+    /// Serve others at most this many bytes per second, e.g. 500K, 2M (default: no limit).
+    #[arg(long)]
+    pub upload_limit: Option<String>,
     /// Address to bind (all interfaces by default).
     #[arg(long, default_value = "0.0.0.0")]
     pub bind: std::net::IpAddr,

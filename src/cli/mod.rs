@@ -154,6 +154,10 @@ pub async fn start_peer(
     cfg.replicas = opts.replicas.max(1);
     cfg.capacity = args::parse_size(&opts.capacity).map_err(|e| anyhow!(e))?;
     cfg.repair_after = args::parse_duration(&opts.repair_after).map_err(|e| anyhow!(e))?;
+    cfg.upload_limit = match &opts.upload_limit {
+        Some(s) => Some(args::parse_size(s).map_err(|e| anyhow!(e))?),
+        None => None,
+    };
     cfg.join = match join {
         Some(p) => Some(parse_join(p, opts).await?),
         None => None,

@@ -171,10 +171,16 @@ impl Node {
         while *offset < entry.size {
             let want = (entry.size - *offset).min(chunk) as usize;
             let mut buf = vec![0u8; want];
-            match tokio::time::timeout(STALL, recv.read_exact(&mut buf)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => bail!("{e}"),
-                Err(_) => bail!("stalled for {STALL:?}"),
+            // A stall is no progress at all, not a slow chunk: a friend on a thin uplink
+            // still counts as a source.
+            let mut filled = 0;
+            while filled < want {
+                match tokio::time::timeout(STALL, recv.read(&mut buf[filled..])).await {
+                    Ok(Ok(Some(n))) => filled += n,
+                    Ok(Ok(None)) => bail!("source ended the stream early"),
+                    Ok(Err(e)) => bail!("{e}"),
+                    Err(_) => bail!("stalled for {STALL:?}"),
+                }
             }
             if !verify_chunk(entry, index, &buf) {
                 bail!("chunk {index} does not match its hash");

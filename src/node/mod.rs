@@ -64,6 +64,8 @@ pub struct NodeConfig {
     pub capacity: u64,
     pub repair_after: Duration,
     pub liveness: LivenessConfig,
+    /// Bytes per second this peer serves to others at most (None: no limit).
+    pub upload_limit: Option<u64>,
 }
 
 impl NodeConfig {
@@ -78,6 +80,7 @@ impl NodeConfig {
             capacity: 10 << 30,
             repair_after: Duration::from_secs(600),
             liveness: LivenessConfig::default(),
+            upload_limit: None,
         }
     }
 }
@@ -132,6 +135,7 @@ pub(crate) struct Inner {
     pub relay_hub: Arc<RelayHub>,
     /// This process's start, in ms: what tells a restarted peer from a duplicate connection.
     pub boot: u64,
+    pub upload_pacer: Option<Pacer>,
     _lock: lock::DataDirLock,
 }
 
@@ -232,6 +236,7 @@ impl Node {
             }
         }
 
+        let cfg_upload_limit = cfg.upload_limit.filter(|r| *r > 0);
         let node = Node {
             inner: Arc::new(Inner {
                 cfg,
@@ -265,6 +270,7 @@ impl Node {
                 now_playing: Mutex::new(None),
                 relay_hub,
                 boot: now_ms(),
+                upload_pacer: cfg_upload_limit.map(Pacer::new),
                 _lock: lock,
             }),
         };
@@ -359,4 +365,30 @@ fn local_addrs(bound: SocketAddr) -> Vec<SocketAddr> {
         out.push(SocketAddr::from(([127, 0, 0, 1], port)));
     }
     out
+}
+
+/// Paces all uploads of this peer together to a byte rate (`--upload-limit`): each caller
+/// reserves its bytes' slot in one shared schedule and waits for it.
+pub struct Pacer {
+    rate: u64,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(rate: u64) -> Self {
+        Pacer {
+            rate,
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub async fn take(&self, bytes: usize) {
+        let start = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let start = (*next).max(Instant::now());
+            *next = start + Duration::from_secs_f64(bytes as f64 / self.rate as f64);
+            start
+        };
+        tokio::time::sleep_until(tokio::time::Instant::from_std(start)).await;
+    }
 }

@@ -14,6 +14,9 @@ use tokio::io::AsyncReadExt;
 use tracing::{debug, warn};
 
 const MAX_CHAIN: usize = 16;
+/// Uploads under `--upload-limit` go out in pieces this big, so a slow pace is steady
+/// rather than a long silence then a burst.
+const PACE_PIECE: usize = 8 * 1024;
 /// A transfer that makes no progress for this long is given up: a stalled peer must not hold
 /// an upload slot, a temp file or a `down` forever.
 const IDLE: Duration = Duration::from_secs(10);
@@ -125,9 +128,14 @@ impl Node {
                 let _ = send.reset(1u32.into());
                 bail!("corrupt blob");
             }
-            if let Err(e) = with_idle(send.write_all(&buf[..want])).await {
-                let _ = send.reset(2u32.into());
-                return Err(e);
+            for piece in buf[..want].chunks(PACE_PIECE) {
+                if let Some(p) = &self.inner.upload_pacer {
+                    p.take(piece.len()).await;
+                }
+                if let Err(e) = with_idle(send.write_all(piece)).await {
+                    let _ = send.reset(2u32.into());
+                    return Err(e);
+                }
             }
             pos += want as u64;
             index += 1;
