@@ -5,15 +5,11 @@ use std::path::PathBuf;
 use super::resample::{StreamResampler, map_channels};
 use super::*;
 
-/// A fixture path: this crate's tests/fixtures, or the main repo's when built elsewhere.
+/// A fixture from this crate's tests/fixtures.
 pub(super) fn fixture_path(name: &str) -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
-        .join(name);
-    if here.exists() {
-        return here;
-    }
-    PathBuf::from("/work/main/tests/fixtures").join(name)
+        .join(name)
 }
 
 pub(super) fn fixture(name: &str) -> Vec<u8> {
