@@ -118,3 +118,118 @@ async fn garbage_oversized_wrong_kind_and_wrong_version_are_cut_off() {
     a.leave().await;
     b.leave().await;
 }
+
+/// A raw client that completes the whole handshake with the network key: a member that
+/// then misbehaves within the rules of framing.
+async fn join_raw(
+    target: &Node,
+    dir: &std::path::Path,
+) -> (
+    quinn::Endpoint,
+    quinn::Connection,
+    quinn::SendStream,
+    meff::id::PeerId,
+) {
+    let (ep, conn, id) = raw_connect(target, dir).await;
+    let key = meff::cli::parse_network_key(&target.network_key_hex()).unwrap();
+    let proof = auth::proof(&conn, &key, Role::Dialer).unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let hello = Msg::Hello(Hello {
+        version: 1,
+        record: MemberRecord {
+            id: id.id,
+            name: "raw-member".into(),
+            addrs: vec![],
+            incarnation: 1,
+            left: false,
+            capacity: 1,
+        },
+        proof,
+        observed: target.local_addr(),
+        boot: 1,
+    });
+    send.write_all(&frame::encode(&hello)).await.unwrap();
+    match frame::read_frame(&mut recv).await.unwrap() {
+        Msg::HelloAck(_) => {}
+        other => panic!("no hello-ack: {}", other.name()),
+    }
+    (ep, conn, send, id.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_introductions_and_relay_abuse_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start("a", dir.path(), None).await;
+    let b = start("b", dir.path(), Some(&a)).await;
+    assert!(
+        wait_for(Duration::from_secs(10), || full_mesh(&[
+            a.clone(),
+            b.clone()
+        ]))
+        .await
+        .is_some()
+    );
+    let (_ep, conn, mut control, _me) = join_raw(&a, &dir.path().join("raw")).await;
+
+    // An introduction to a peer nobody knows, at an address nobody saw: refused, not acted on.
+    let stranger = meff::id::PeerId([7; 32]);
+    let forged = Msg::PunchNow {
+        peer: stranger,
+        addr: "203.0.113.99:9".parse().unwrap(),
+    };
+    control.write_all(&frame::encode(&forged)).await.unwrap();
+    control
+        .write_all(&frame::encode(&Msg::Introduce { peer: stranger }))
+        .await
+        .unwrap();
+
+    // A relay to a non-member is refused.
+    let refused = |msg: Msg| {
+        let conn = conn.clone();
+        async move {
+            let (mut s, mut r) = conn.open_bi().await.unwrap();
+            s.write_all(&frame::encode(&msg)).await.unwrap();
+            matches!(
+                tokio::time::timeout(Duration::from_secs(5), frame::read_frame(&mut r)).await,
+                Ok(Ok(Msg::Failed { .. })) | Ok(Err(_))
+            )
+        }
+    };
+    assert!(refused(Msg::RelayOpen { target: stranger }).await);
+    // Within limits a member may relay to another member; beyond them it is refused.
+    let mut tunnels = Vec::new();
+    for _ in 0..8 {
+        let (mut s, mut r) = conn.open_bi().await.unwrap();
+        s.write_all(&frame::encode(&Msg::RelayOpen { target: b.id() }))
+            .await
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), frame::read_frame(&mut r)).await;
+        assert!(
+            matches!(answer, Ok(Ok(Msg::RelayReady))),
+            "a tunnel within limits was refused"
+        );
+        tunnels.push((s, r));
+    }
+    assert!(
+        refused(Msg::RelayOpen { target: b.id() }).await,
+        "the ninth tunnel was accepted"
+    );
+
+    // Nothing else is disturbed: the raw member is still connected, a and b still meshed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        conn.close_reason().is_none(),
+        "refusals must not cost the connection"
+    );
+    assert_eq!(state_of(&a, &b).as_deref(), Some("alive"));
+    assert_eq!(state_of(&b, &a).as_deref(), Some("alive"));
+    assert!(
+        a.status()
+            .peers
+            .iter()
+            .all(|p| p.id != stranger.to_string())
+    );
+    drop(tunnels);
+    a.leave().await;
+    b.leave().await;
+}

@@ -111,6 +111,12 @@ fn report_playback(name: &str, s: &StreamStats, json: bool, out: &Output) -> Res
     if let Some(why) = &s.ended_early {
         out.err(format!("warning: {name}: {why}"));
     }
+    if s.skipped_packets > 0 {
+        out.err(format!(
+            "warning: {name}: skipped {} undecodable packets",
+            s.skipped_packets
+        ));
+    }
     if json {
         out.out(serde_json::to_string(s)?);
     } else {

@@ -49,6 +49,7 @@ pub enum Msg {
     Leave {
         incarnation: u64,
     },
+    /// To a member linked to both: please introduce me to `peer` (we cannot connect).
     Introduce {
         peer: PeerId,
     },
@@ -87,6 +88,12 @@ pub enum Msg {
         from: PeerId,
     },
     RelayReady,
+    /// From an introducer: `peer` is at `addr` as the introducer sees it, dialing you now;
+    /// dial it back at once so both NATs open.
+    PunchNow {
+        peer: PeerId,
+        addr: SocketAddr,
+    },
 }
 
 const KB: usize = 1024;
@@ -117,6 +124,7 @@ impl Msg {
             Msg::RelayOpen { .. } => 15,
             Msg::RelayIncoming { .. } => 16,
             Msg::RelayReady => 17,
+            Msg::PunchNow { .. } => 18,
         }
     }
 
@@ -140,6 +148,7 @@ impl Msg {
             Msg::RelayOpen { .. } => "relay-open",
             Msg::RelayIncoming { .. } => "relay-incoming",
             Msg::RelayReady => "relay-ready",
+            Msg::PunchNow { .. } => "punch-now",
         }
     }
 
@@ -164,6 +173,7 @@ impl Msg {
             15 => 64,
             16 => 64,
             17 => 16,
+            18 => 128,
             _ => return None,
         })
     }

@@ -192,6 +192,14 @@ impl Node {
                 }
                 Ok(())
             }
+            Msg::Introduce { peer: target } => {
+                self.handle_introduce(peer, target);
+                Ok(())
+            }
+            Msg::PunchNow { peer: target, addr } => {
+                self.handle_punch(peer, target, addr);
+                Ok(())
+            }
             Msg::Catalog(_) | Msg::CatalogDigest(_) | Msg::Holdings(_) => {
                 self.handle_storage_control(peer, msg)
             }
@@ -287,6 +295,7 @@ impl Node {
             out
         };
         for (id, addrs, upgrade) in targets {
+            self.request_introduction(id);
             if !upgrade {
                 // A direct dial that has not answered within a second is unlikely to: start
                 // through a relay meanwhile. If the direct one lands later, it replaces it.

@@ -5,6 +5,7 @@
 mod conn;
 mod fetch;
 mod gossip;
+mod introduce;
 mod lock;
 mod relay;
 mod repair_task;
@@ -116,6 +117,8 @@ pub(crate) struct State {
     pub repairing: HashSet<Hash>,
     /// Tunnels we relay, per requesting peer.
     pub relayed_for: HashMap<PeerId, usize>,
+    /// When we last acted on an introduction to each peer.
+    pub punched: HashMap<PeerId, Instant>,
 }
 
 pub(crate) struct Inner {
@@ -261,6 +264,7 @@ impl Node {
                     in_flight: HashMap::new(),
                     repairing: HashSet::new(),
                     relayed_for: HashMap::new(),
+                    punched: HashMap::new(),
                 }),
                 shutdown: CancellationToken::new(),
                 created_network,

@@ -21,7 +21,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Node {
     /// Members we reach directly that could relay to `target`, best (lowest rtt) first.
-    fn relay_candidates(&self, target: PeerId) -> Vec<PeerId> {
+    pub(crate) fn relay_candidates(&self, target: PeerId) -> Vec<PeerId> {
         let st = self.state();
         let mut v: Vec<(Duration, PeerId)> = st
             .links

@@ -53,9 +53,13 @@ impl Node {
                     } else {
                         "direct"
                     },
+                    // A relayed link's address is a local tunnel handle; show where the peer
+                    // says it is instead.
                     addr: link
-                        .map(|l| l.conn.remote_address().to_string())
-                        .or_else(|| r.addrs.first().map(|a| a.to_string())),
+                        .map(|l| l.conn.remote_address())
+                        .filter(|a| !is_relay_addr(a))
+                        .or_else(|| r.addrs.first().copied())
+                        .map(|a| a.to_string()),
                 }
             })
             .collect();

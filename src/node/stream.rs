@@ -28,14 +28,11 @@ pub struct StreamStats {
     pub sources: Vec<String>,
     pub failovers: u64,
     pub disk_bytes_written: u64,
-    #[serde(skip_serializing_if = "is_zero")]
+    /// Reported on stderr, not in the JSON, which is exactly SPEC.md's.
+    #[serde(skip)]
     pub skipped_packets: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip)]
     pub ended_early: Option<String>,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// What is playing now, for the shell's now-playing line and pause/resume/stop.
