@@ -414,3 +414,94 @@ async fn a_leaving_holder_hands_off_its_copies() {
     );
     leave_all(&rest).await;
 }
+
+/// Unmounts on drop, also when the test fails.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_on_a_holder_sends_the_copy_to_the_next_peer() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping the full-disk test: mounting a tiny tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(
+        &["a", "b", "c", "d"],
+        dir.path(),
+        2,
+        Duration::from_secs(600),
+    )
+    .await;
+    let file = fixture("tone.wav");
+    let hash = *blake3::hash(&std::fs::read(&file).unwrap()).as_bytes();
+    let cands: Vec<Candidate> = nodes
+        .iter()
+        .map(|n| Candidate {
+            id: n.id(),
+            capacity: 10 << 30,
+        })
+        .collect();
+    let ranked = placement::rank(&hash, &cands);
+    // The first choice that is not the uploader gets a 16 KiB disk: the 88 KB track cannot fit.
+    let uploader = nodes
+        .iter()
+        .find(|n| n.id() != ranked[0] && n.id() != ranked[1])
+        .unwrap();
+    let full = nodes.iter().find(|n| n.id() == ranked[0]).unwrap();
+    let blobs = full.data_dir().join("blobs");
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .arg(&blobs)
+        .status()
+        .unwrap();
+    if !ok.success() {
+        eprintln!("skipping the full-disk test: this machine refuses tmpfs mounts");
+        leave_all(&nodes).await;
+        return;
+    }
+    let _mount = Mount(blobs.clone());
+    std::fs::create_dir_all(blobs.join("tmp")).unwrap();
+
+    let holders = uploader
+        .push("big-for-a-small-disk", &file, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(holders.len(), 2, "the push did not reach R holders");
+    assert!(
+        !holders.contains(&full.id()),
+        "the full holder claims a copy"
+    );
+    assert_eq!(
+        holders,
+        vec![ranked[1], ranked[2]],
+        "the next peers in rank order hold it"
+    );
+    assert!(
+        std::fs::read_dir(blobs.join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "a half blob was left"
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || full
+            .entry("big-for-a-small-disk")
+            .is_ok())
+        .await
+        .is_some()
+    );
+    let out = dir.path().join("x.wav");
+    let p = full
+        .get("big-for-a-small-disk", Some(&out), dir.path())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(p).unwrap(), std::fs::read(&file).unwrap());
+    leave_all(&nodes).await;
+}
