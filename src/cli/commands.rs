@@ -173,6 +173,13 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
                 .push(&name, &file, move |d, t| o.progress(d, t))
                 .await?;
             let names: Vec<String> = holders.iter().map(|p| node.peer_name(p)).collect();
+            let want = node.replicas().min(node.alive_count());
+            if holders.len() < want {
+                out.err(format!(
+                    "warning: {name} is on {} of the {want} peers it should be on; repair will add the rest",
+                    holders.len()
+                ));
+            }
             out.out(format!(
                 "pushed {name} to {} peers: {}",
                 holders.len(),

@@ -78,7 +78,13 @@ async fn handle(node: Node, stream: UnixStream) -> Result<()> {
             return Err(e);
         }
     }
-    let code = task.await.unwrap_or(1);
+    let code = match task.await {
+        Ok(code) => code,
+        Err(e) => {
+            write_line(&mut wr, &Line::Err(format!("error: internal error: {e}"))).await?;
+            1
+        }
+    };
     write_line(&mut wr, &Line::Exit(code)).await?;
     wr.shutdown().await.ok();
     if is_down {

@@ -77,6 +77,15 @@ impl Node {
         }
     }
 
+    pub fn replicas(&self) -> usize {
+        self.inner.cfg.replicas.max(1)
+    }
+
+    /// Peers alive right now, this one included.
+    pub fn alive_count(&self) -> usize {
+        self.alive_peers().len()
+    }
+
     pub fn peer_name(&self, id: &crate::id::PeerId) -> String {
         if *id == self.id() {
             return self.name().to_string();
