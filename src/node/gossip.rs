@@ -16,6 +16,7 @@ const ANTI_ENTROPY_EVERY: Duration = Duration::from_secs(2);
 const REDIAL_ALIVE_AFTER: Duration = Duration::from_secs(2);
 const RELAY_AFTER: Duration = Duration::from_secs(1);
 const REPAIR_EVERY: Duration = Duration::from_millis(500);
+const MAX_UPGRADE_WAIT: Duration = Duration::from_secs(60);
 const REDIAL_DEAD_AFTER: Duration = Duration::from_secs(5);
 
 impl Node {
@@ -276,7 +277,11 @@ impl Node {
                 if st.dialing.contains(&id) {
                     continue;
                 }
-                let wait = if upgrade || st.live.state(&id) == Some(PeerState::Dead) {
+                // A pair behind a symmetric NAT stays relayed: try direct ever less often.
+                let tries = st.upgrade_tries.get(&id).copied().unwrap_or(0);
+                let wait = if upgrade {
+                    (REDIAL_DEAD_AFTER * 2u32.pow(tries.min(4))).min(MAX_UPGRADE_WAIT)
+                } else if st.live.state(&id) == Some(PeerState::Dead) {
                     REDIAL_DEAD_AFTER
                 } else {
                     REDIAL_ALIVE_AFTER
@@ -290,6 +295,11 @@ impl Node {
                 }
                 st.last_dial.insert(id, now);
                 st.dialing.insert(id);
+                if upgrade {
+                    *st.upgrade_tries.entry(id).or_default() += 1;
+                } else {
+                    st.upgrade_tries.remove(&id);
+                }
                 out.push((id, addrs, upgrade));
             }
             out

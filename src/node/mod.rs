@@ -117,6 +117,8 @@ pub(crate) struct State {
     pub repairing: HashSet<Hash>,
     /// Tunnels we relay, per requesting peer.
     pub relayed_for: HashMap<PeerId, usize>,
+    /// Direct attempts made since a peer became relayed, for backing off.
+    pub upgrade_tries: HashMap<PeerId, u32>,
     /// When we last acted on an introduction to each peer.
     pub punched: HashMap<PeerId, Instant>,
 }
@@ -265,6 +267,7 @@ impl Node {
                     repairing: HashSet::new(),
                     relayed_for: HashMap::new(),
                     punched: HashMap::new(),
+                    upgrade_tries: HashMap::new(),
                 }),
                 shutdown: CancellationToken::new(),
                 created_network,
