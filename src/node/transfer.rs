@@ -128,7 +128,13 @@ impl Node {
                 let _ = send.reset(1u32.into());
                 bail!("corrupt blob");
             }
-            for piece in buf[..want].chunks(PACE_PIECE) {
+            // Unpaced, the chunk goes out in one write; paced, in small steady pieces.
+            let piece_len = if self.inner.upload_pacer.is_some() {
+                PACE_PIECE
+            } else {
+                want.max(1)
+            };
+            for piece in buf[..want].chunks(piece_len) {
                 if let Some(p) = &self.inner.upload_pacer {
                     p.take(piece.len()).await;
                 }
