@@ -44,16 +44,8 @@ async fn send_and_expect_close(conn: &quinn::Connection, bytes: &[u8]) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_oversized_wrong_kind_and_wrong_version_are_cut_off() {
     let dir = tempfile::tempdir().unwrap();
-    let a = start("a", dir.path(), None).await;
-    let b = start("b", dir.path(), Some(&a)).await;
-    assert!(
-        wait_for(Duration::from_secs(10), || full_mesh(&[
-            a.clone(),
-            b.clone()
-        ]))
-        .await
-        .is_some()
-    );
+    let nodes = mesh(&["a", "b"], dir.path(), |_| {}).await;
+    let (a, b) = (nodes[0].clone(), nodes[1].clone());
 
     // Garbage bytes.
     let (_ep, conn, _) = raw_connect(&a, &dir.path().join("raw1")).await;
@@ -159,16 +151,8 @@ async fn join_raw(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_introductions_and_relay_abuse_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let a = start("a", dir.path(), None).await;
-    let b = start("b", dir.path(), Some(&a)).await;
-    assert!(
-        wait_for(Duration::from_secs(10), || full_mesh(&[
-            a.clone(),
-            b.clone()
-        ]))
-        .await
-        .is_some()
-    );
+    let nodes = mesh(&["a", "b"], dir.path(), |_| {}).await;
+    let (a, b) = (nodes[0].clone(), nodes[1].clone());
     let (_ep, conn, mut control, _me) = join_raw(&a, &dir.path().join("raw")).await;
 
     // An introduction to a peer nobody knows, at an address nobody saw: refused, not acted on.

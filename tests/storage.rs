@@ -17,6 +17,17 @@ async fn mesh(names: &[&str], base: &Path, replicas: usize, repair_after: Durati
     .await
 }
 
+/// Placement candidates as every peer sees them: all peers, the default capacity.
+fn equal_candidates(nodes: &[Node]) -> Vec<Candidate> {
+    nodes
+        .iter()
+        .map(|n| Candidate {
+            id: n.id(),
+            capacity: 10 << 30,
+        })
+        .collect()
+}
+
 fn replicas_everywhere(nodes: &[Node], name: &str) -> Vec<usize> {
     nodes
         .iter()
@@ -51,13 +62,7 @@ async fn every_format_round_trips_byte_identical_on_r_peers() {
         // Placement: exactly the rendezvous choice over the four peers.
         let original = std::fs::read(fixture(file)).unwrap();
         let hash = *blake3::hash(&original).as_bytes();
-        let cands: Vec<Candidate> = nodes
-            .iter()
-            .map(|n| Candidate {
-                id: n.id(),
-                capacity: 10 << 30,
-            })
-            .collect();
+        let cands = equal_candidates(&nodes);
         let mut want = placement::holders(&hash, &cands, 3);
         let mut got = holders.clone();
         want.sort();
@@ -268,13 +273,7 @@ async fn a_joining_peer_receives_its_share_and_extra_copies_are_dropped() {
             .await
             .is_some()
     );
-    let cands: Vec<Candidate> = nodes
-        .iter()
-        .map(|n| Candidate {
-            id: n.id(),
-            capacity: 10 << 30,
-        })
-        .collect();
+    let cands = equal_candidates(&nodes);
     let placed = |n: &Node| {
         n.ls().iter().all(|t| {
             let hash: [u8; 32] = data_encoding::HEXLOWER
@@ -441,13 +440,7 @@ async fn a_full_disk_on_a_holder_sends_the_copy_to_the_next_peer() {
     .await;
     let file = fixture("tone.wav");
     let hash = *blake3::hash(&std::fs::read(&file).unwrap()).as_bytes();
-    let cands: Vec<Candidate> = nodes
-        .iter()
-        .map(|n| Candidate {
-            id: n.id(),
-            capacity: 10 << 30,
-        })
-        .collect();
+    let cands = equal_candidates(&nodes);
     let ranked = placement::rank(&hash, &cands);
     // The first choice that is not the uploader gets a 16 KiB disk: the 88 KB track cannot fit.
     let uploader = nodes
