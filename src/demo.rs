@@ -47,6 +47,14 @@ pub async fn run(output: Option<&str>) -> Result<i32> {
         t0.elapsed().as_millis()
     );
 
+    // Every peer has caught up with the (empty) catalog before the push, so the track's
+    // entry reaches the listener as news, not as part of a late first sync.
+    for n in &nodes {
+        if !n.wait_synced().await {
+            return Err(anyhow!("{} did not sync with the demo mesh", n.name()));
+        }
+    }
+
     let file = base.path().join("demo.ogg");
     std::fs::write(&file, DEMO_TRACK)?;
     let holders = nodes[0].push("demo", &file, |_, _| {}).await?;
@@ -61,9 +69,26 @@ pub async fn run(output: Option<&str>) -> Result<i32> {
         .find(|n| !holders.contains(&n.id()))
         .unwrap_or(&nodes[0])
         .clone();
+    // The listener learns of the track by gossip, a moment after the push returns.
+    let seen_by = Instant::now() + Duration::from_secs(10);
+    while listener.entry("demo").is_err() {
+        if Instant::now() > seen_by {
+            return Err(anyhow!(
+                "{} did not learn of 'demo' within 10 s of the push",
+                listener.name()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let wanted: OutputKind = match output {
         Some(o) => o.parse()?,
-        None => OutputKind::Device,
+        None => match crate::audio::check_device() {
+            Ok(()) => OutputKind::Device,
+            Err(e) => {
+                println!("no sound card ({e:#}); playing on the null clock instead");
+                OutputKind::Null
+            }
+        },
     };
     println!(
         "{} streams 'demo' (it holds no copy) to {wanted}",
@@ -71,19 +96,9 @@ pub async fn run(output: Option<&str>) -> Result<i32> {
     );
     let l = listener.clone();
     let on_source = move |p| println!("source: {}", l.peer_name(&p));
-    let stats = match listener
-        .stream("demo", wanted.clone(), Instant::now(), on_source.clone())
-        .await
-    {
-        Ok(s) => s,
-        Err(e) if output.is_none() => {
-            println!("no sound card ({e:#}); playing on the null clock instead");
-            listener
-                .stream("demo", OutputKind::Null, Instant::now(), on_source)
-                .await?
-        }
-        Err(e) => return Err(e),
-    };
+    let stats = listener
+        .stream("demo", wanted, Instant::now(), on_source)
+        .await?;
     println!(
         "played {:.1} s: first audio after {:.1} ms, {} underruns, {} bytes from {} source(s), {} failover(s), {} bytes written to disk",
         stats.frames as f64 / stats.sample_rate.max(1) as f64,

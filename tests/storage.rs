@@ -133,10 +133,14 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         let r = nodes[0].push("x", &file, |_, _| {}).await;
         assert!(r.is_err(), "{why} was accepted");
     }
-    let long = "x".repeat(256);
+    let long = "x".repeat(201);
     for bad in [
         "",
         long.as_str(),
+        "\u{202e}gnp.exe",
+        "zero\u{200b}width",
+        ".",
+        "..",
         "a/b",
         "a\\b",
         "a\0b",
@@ -153,16 +157,28 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
     }
     assert!(
         nodes[0]
-            .push(&"y".repeat(255), &fixture("tone.mp3"), |_, _| {})
+            .push(&"y".repeat(200), &fixture("tone.mp3"), |_, _| {})
             .await
             .is_ok()
     );
     let err = nodes[1].get("nope", None, dir.path()).await.unwrap_err();
     assert!(format!("{err:#}").contains("no track named"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for n in &nodes {
-        assert_eq!(n.ls().len(), 1);
-    }
+    // The good track reaches everyone, and nothing else ever does.
+    let everywhere = wait_for(Duration::from_secs(5), || {
+        nodes.iter().all(|n| n.ls().len() == 1)
+    })
+    .await;
+    assert!(
+        everywhere.is_some(),
+        "{:?}",
+        nodes.iter().map(|n| n.ls().len()).collect::<Vec<_>>()
+    );
+    // The longest name also downloads to its default path (NAME.mp3 plus a temp name).
+    let got = nodes[1]
+        .get(&"y".repeat(200), None, dir.path())
+        .await
+        .unwrap();
+    assert!(got.is_file());
     leave_all(&nodes).await;
 }
 

@@ -26,7 +26,9 @@ pub struct Cli {
 }
 
 /// Options that take a value, so the argument after them is not a command word.
-const VALUE_OPTIONS: [&str; 7] = [
+const VALUE_OPTIONS: [&str; 9] = [
+    "--network-key-file",
+    "--join-file",
     "--upload-limit",
     "--data-dir",
     "--network-key",
@@ -67,9 +69,17 @@ pub fn normalize_args(args: Vec<String>) -> Vec<String> {
 
 #[derive(Args, Debug, Clone)]
 pub struct PeerOpts {
-    /// Network key (64 hex characters) when joining through host:port.
+    /// Network key (64 hex characters) when joining through host:port. Other local users see
+    /// it in the process list: prefer MEFF_NETWORK_KEY, --network-key-file or the prompt.
     #[arg(long, env = "MEFF_NETWORK_KEY", hide_env_values = true)]
     pub network_key: Option<String>,
+    /// File holding the network key (64 hex characters).
+    #[arg(long, value_name = "FILE")]
+    pub network_key_file: Option<PathBuf>,
+    /// File holding the invite ticket to join through (instead of PEER / --join; or set
+    /// MEFF_TICKET): keeps the ticket out of the process list.
+    #[arg(long, value_name = "FILE")]
+    pub join_file: Option<PathBuf>,
     /// Copies each track gets (or every peer where fewer).
     #[arg(long, default_value_t = 3)]
     pub replicas: usize,

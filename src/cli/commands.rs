@@ -15,18 +15,48 @@ pub enum Line {
     Err(String),
     /// Progress of a long command: done, total bytes (a terminal shows a bar).
     Progress(u64, u64),
+    /// Raw bytes for the client's stdout (`get -o -`), base64 on the wire.
+    Data(String),
     Exit(i32),
 }
+
+/// Data lines a command may have in flight to its front end: memory stays bounded when the
+/// reader of `get -o -` is slow.
+const DATA_IN_FLIGHT: usize = 8;
 
 #[derive(Clone)]
 pub struct Output {
     tx: mpsc::UnboundedSender<Line>,
+    credit: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// The front end's side of an `Output`.
+pub struct OutputRx {
+    rx: mpsc::UnboundedReceiver<Line>,
+    credit: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl OutputRx {
+    pub async fn recv(&mut self) -> Option<Line> {
+        let l = self.rx.recv().await?;
+        if matches!(l, Line::Data(_)) {
+            self.credit.add_permits(1);
+        }
+        Some(l)
+    }
 }
 
 impl Output {
-    pub fn new() -> (Output, mpsc::UnboundedReceiver<Line>) {
+    pub fn new() -> (Output, OutputRx) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Output { tx }, rx)
+        let credit = std::sync::Arc::new(tokio::sync::Semaphore::new(DATA_IN_FLIGHT));
+        (
+            Output {
+                tx,
+                credit: credit.clone(),
+            },
+            OutputRx { rx, credit },
+        )
     }
     pub fn out(&self, s: impl Into<String>) {
         let _ = self.tx.send(Line::Out(s.into()));
@@ -36,6 +66,14 @@ impl Output {
     }
     pub fn progress(&self, done: u64, total: u64) {
         let _ = self.tx.send(Line::Progress(done, total));
+    }
+    pub async fn data(&self, bytes: &[u8]) {
+        if let Ok(p) = self.credit.acquire().await {
+            p.forget();
+        }
+        let _ = self
+            .tx
+            .send(Line::Data(data_encoding::BASE64.encode(bytes)));
     }
 }
 
@@ -140,7 +178,24 @@ fn resolve(cwd: &Path, p: &Path) -> std::path::PathBuf {
     }
 }
 
+/// Commands that read the catalog: they wait for the first sync with the network, so a peer
+/// that just joined never answers from an empty catalog.
+fn reads_catalog(cmd: &PeerCmd) -> bool {
+    matches!(
+        cmd,
+        PeerCmd::Ls { .. }
+            | PeerCmd::Get { .. }
+            | PeerCmd::Push { .. }
+            | PeerCmd::Remove { .. }
+            | PeerCmd::Stream { .. }
+            | PeerCmd::Play { .. }
+    )
+}
+
 async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), CmdError> {
+    if reads_catalog(&cmd) && !node.wait_synced().await {
+        out.err("warning: still syncing with the network; answering with what this peer has");
+    }
     match cmd {
         PeerCmd::Status { json } => {
             let s = node.status();
@@ -160,7 +215,8 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
             }
         }
         PeerCmd::Invite { show_key } => {
-            out.out(format!("invite: {}", node.ticket().encode()));
+            // Bare, so that `$(meff invite)` is a ticket.
+            out.out(node.ticket().encode());
             if show_key {
                 out.out(format!("network key: {}", node.network_key_hex()));
             }
@@ -185,6 +241,18 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
                 holders.len(),
                 names.join(", ")
             ));
+        }
+        PeerCmd::Get { name, output } if output.as_deref() == Some(Path::new("-")) => {
+            let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4);
+            let o = out.clone();
+            let relay = tokio::spawn(async move {
+                while let Some(chunk) = rx.recv().await {
+                    o.data(&chunk).await;
+                }
+            });
+            let got = node.get_into(&name, tx).await;
+            let _ = relay.await;
+            got?;
         }
         PeerCmd::Get { name, output } => {
             let path = node.get(&name, output.as_deref(), cwd).await?;

@@ -6,6 +6,7 @@ use super::commands::{self, Line, Output};
 use crate::node::Node;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -24,25 +25,85 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET_NAME)
 }
 
+/// The longest socket path a Unix socket address holds (sun_path is 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+/// Control clients served at once; more wait in the kernel's backlog.
+const MAX_CLIENTS: usize = 64;
+
+/// Checked before a peer starts, so a long data dir fails with a reason instead of after
+/// `listening:`.
+pub fn check_socket_path(data_dir: &Path) -> Result<()> {
+    let path = socket_path(data_dir);
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        bail!(
+            "data dir path {} is too long for its control socket ({len} bytes with the socket name; at most {MAX_SOCKET_PATH}); use a shorter --data-dir",
+            data_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Only the data dir's owner (this process's user) or root may drive the peer: the peer
+/// writes files where a command says and can tell the network key.
+fn caller_allowed(stream: &UnixStream) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    stream
+        .peer_cred()
+        .is_ok_and(|c| c.uid() == me || c.uid() == 0)
+}
+
 /// Serve commands until the node stops. Only this peer holds the data-dir lock, so a socket
 /// file left by a crashed run is stale and safe to replace.
 pub fn serve(node: Node) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let path = socket_path(node.data_dir());
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)
         .with_context(|| format!("cannot create control socket {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))?;
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     tokio::spawn(async move {
+        let mut backoff = std::time::Duration::from_millis(10);
         loop {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
             let stream = tokio::select! {
                 _ = node.stopped() => break,
                 s = listener.accept() => s,
             };
-            let Ok((stream, _)) = stream else { continue };
+            let stream = match stream {
+                Ok((s, _)) => {
+                    backoff = std::time::Duration::from_millis(10);
+                    s
+                }
+                Err(e) => {
+                    // Out of file descriptors (EMFILE): retrying at once would spin a core.
+                    tracing::warn!("control socket: {e}; backing off {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                    continue;
+                }
+            };
+            if !caller_allowed(&stream) {
+                tracing::warn!("control socket: refused a client of another user");
+                let mut s = stream;
+                let msg = Line::Err(
+                    "error: this peer belongs to another user; only its owner (or root) may control it".into(),
+                );
+                let _ = write_line_to(&mut s, &msg).await;
+                let _ = write_line_to(&mut s, &Line::Exit(1)).await;
+                continue;
+            }
             let n = node.clone();
             tokio::spawn(async move {
                 if let Err(e) = handle(n, stream).await {
                     debug!("control client: {e:#}");
                 }
+                drop(permit);
             });
         }
         let _ = std::fs::remove_file(&path);
@@ -54,7 +115,11 @@ async fn handle(node: Node, stream: UnixStream) -> Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd.take(MAX_REQUEST as u64));
     let mut line = String::new();
-    rd.read_line(&mut line).await?;
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(10), rd.read_line(&mut line)).await;
+    if !matches!(read, Ok(Ok(n)) if n > 0) {
+        return Ok(());
+    }
     let req: Request = match serde_json::from_str(&line) {
         Ok(r) => r,
         Err(e) => {
@@ -66,23 +131,40 @@ async fn handle(node: Node, stream: UnixStream) -> Result<()> {
     };
     let (out, mut rx) = Output::new();
     let is_down = matches!(req.cmd, PeerCmd::Down);
+    let plays = matches!(req.cmd, PeerCmd::Stream { .. } | PeerCmd::Play { .. });
     let n = node.clone();
-    let task = tokio::spawn(async move { commands::execute(&n, req.cmd, &req.cwd, &out).await });
-    while let Some(l) = rx.recv().await {
-        if let Err(e) = write_line(&mut wr, &l).await {
-            // The client went away (Ctrl-C on `meff stream`): nobody is listening any more.
-            if let Some(np) = node.now_playing() {
-                np.control.stop();
+    let mut task =
+        tokio::spawn(async move { commands::execute(&n, req.cmd, &req.cwd, &out).await });
+    // The client sends nothing after its request: anything on the read half (its end, most
+    // often) means it is gone, and so is the reason to go on.
+    let mut gone = [0u8; 1];
+    let client_gone = async {
+        let _ = rd.read(&mut gone).await;
+    };
+    tokio::pin!(client_gone);
+    let mut finished = false;
+    let code = loop {
+        tokio::select! {
+            l = rx.recv(), if !finished => match l {
+                Some(l) => {
+                    if let Err(e) = write_line(&mut wr, &l).await {
+                        stop_for_gone_client(&node, plays, &task);
+                        return Err(e);
+                    }
+                }
+                None => finished = true,
+            },
+            r = &mut task, if finished => break match r {
+                Ok(code) => code,
+                Err(e) => {
+                    write_line(&mut wr, &Line::Err(format!("error: internal error: {e}"))).await?;
+                    1
+                }
+            },
+            _ = &mut client_gone => {
+                stop_for_gone_client(&node, plays, &task);
+                return Ok(());
             }
-            task.abort();
-            return Err(e);
-        }
-    }
-    let code = match task.await {
-        Ok(code) => code,
-        Err(e) => {
-            write_line(&mut wr, &Line::Err(format!("error: internal error: {e}"))).await?;
-            1
         }
     };
     write_line(&mut wr, &Line::Exit(code)).await?;
@@ -93,6 +175,14 @@ async fn handle(node: Node, stream: UnixStream) -> Result<()> {
     Ok(())
 }
 
+/// The client went away (Ctrl-C on `meff get` or `meff stream`): stop what it started.
+fn stop_for_gone_client(node: &Node, plays: bool, task: &tokio::task::JoinHandle<i32>) {
+    if plays && let Some(np) = node.now_playing() {
+        np.control.stop();
+    }
+    task.abort();
+}
+
 async fn write_line(wr: &mut tokio::net::unix::OwnedWriteHalf, l: &Line) -> Result<()> {
     let mut s = serde_json::to_string(l)?;
     s.push('\n');
@@ -100,7 +190,15 @@ async fn write_line(wr: &mut tokio::net::unix::OwnedWriteHalf, l: &Line) -> Resu
     Ok(())
 }
 
-/// Client side: send one command, print what comes back, return the exit status.
+async fn write_line_to(wr: &mut UnixStream, l: &Line) -> Result<()> {
+    let mut s = serde_json::to_string(l)?;
+    s.push('\n');
+    wr.write_all(s.as_bytes()).await?;
+    Ok(())
+}
+
+/// Client side: send one command, print what comes back, return the exit status. A closed
+/// stdout (`| head`) ends it quietly; any other failure to print is one error line.
 pub async fn run_client(data_dir: &Path, cmd: PeerCmd) -> Result<i32> {
     let path = socket_path(data_dir);
     let stream = UnixStream::connect(&path).await.map_err(|e| {
@@ -119,23 +217,46 @@ pub async fn run_client(data_dir: &Path, cmd: PeerCmd) -> Result<i32> {
     wr.write_all(s.as_bytes()).await?;
     let mut lines = BufReader::new(rd).lines();
     let mut progress = super::progress::Progress::default();
+    let mut stdout = std::io::stdout().lock();
     while let Some(l) = lines.next_line().await? {
-        match serde_json::from_str::<Line>(&l) {
-            Ok(Line::Out(s)) => {
+        let line = serde_json::from_str::<Line>(&l)
+            .map_err(|_| anyhow::anyhow!("the peer sent an unreadable reply"))?;
+        let printed = match line {
+            Line::Out(s) => {
                 progress.clear();
-                println!("{s}")
+                writeln!(stdout, "{s}")
             }
-            Ok(Line::Err(s)) => {
-                progress.clear();
-                eprintln!("{s}")
+            Line::Data(b64) => {
+                let bytes = data_encoding::BASE64
+                    .decode(b64.as_bytes())
+                    .map_err(|_| anyhow::anyhow!("the peer sent unreadable data"))?;
+                stdout.write_all(&bytes)
             }
-            Ok(Line::Progress(done, total)) => progress.update(done, total),
-            Ok(Line::Exit(code)) => {
+            Line::Err(s) => {
                 progress.clear();
+                eprintln!("{s}");
+                Ok(())
+            }
+            Line::Progress(done, total) => {
+                progress.update(done, total);
+                Ok(())
+            }
+            Line::Exit(code) => {
+                progress.clear();
+                stdout.flush().map_err(print_failure)?;
                 return Ok(code);
             }
-            Err(_) => bail!("the peer sent an unreadable reply"),
-        }
+        };
+        printed.map_err(print_failure)?;
     }
     bail!("the peer closed the control connection without finishing")
+}
+
+/// A write to stdout failed. A reader that closed the pipe wanted no more: exit quietly;
+/// anything else (a full disk) is an error.
+pub fn print_failure(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    anyhow::anyhow!("cannot write output: {e}")
 }

@@ -24,6 +24,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         } => {
             let node = start_peer(&name, port, join.as_deref(), &opts, cli.data_dir).await?;
             control::serve(node.clone())?;
+            announce(&node);
             wait_for_signal_or_stop(&node).await;
             Ok(0)
         }
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         } => {
             let node = start_peer(&name, port, peer.as_deref(), &opts, cli.data_dir).await?;
             control::serve(node.clone())?;
+            announce(&node);
             let n = node.clone();
             tokio::spawn(async move {
                 wait_for_signal_or_stop(&n).await;
@@ -48,6 +50,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// A line on stdout for whoever reads it; a reader that went away does not stop the peer.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
 }
 
 async fn wait_for_signal_or_stop(node: &Node) {
@@ -111,29 +120,97 @@ pub fn parse_network_key(s: &str) -> Result<[u8; 32]> {
         .map_err(|_| anyhow!("network key must be 64 hex characters (32 bytes)"))
 }
 
+/// Reads one line from the terminal without echoing it (a secret being typed).
+fn read_secret_line(prompt: &str) -> Result<String> {
+    use std::io::Write;
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let fd = libc::STDIN_FILENO;
+    // SAFETY: termios is plain old data; tcgetattr fills it for a terminal fd.
+    let mut old: libc::termios = unsafe { std::mem::zeroed() };
+    let is_tty = unsafe { libc::tcgetattr(fd, &mut old) } == 0;
+    if is_tty {
+        let mut quiet = old;
+        quiet.c_lflag &= !libc::ECHO;
+        quiet.c_lflag |= libc::ECHONL;
+        // SAFETY: a valid termios for the same fd.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    if is_tty {
+        // SAFETY: restores the settings read above.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &old) };
+    }
+    read?;
+    Ok(line)
+}
+
+/// The network key for joining through host:port: flag, file, environment, or a prompt that
+/// does not echo and asks again when what was typed is not a key.
+fn network_key(opts: &PeerOpts) -> Result<[u8; 32]> {
+    if let Some(path) = &opts.network_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read network key file {}", path.display()))?;
+        return parse_network_key(&text)
+            .with_context(|| format!("in network key file {}", path.display()));
+    }
+    if let Some(k) = &opts.network_key {
+        return parse_network_key(k);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "joining through host:port needs the network key: set MEFF_NETWORK_KEY or pass --network-key-file FILE, or use an invite ticket"
+        );
+    }
+    for _ in 0..3 {
+        let line = read_secret_line("network key (64 hex characters, not shown): ")?;
+        if line.is_empty() {
+            bail!("no network key given");
+        }
+        match parse_network_key(&line) {
+            Ok(k) => return Ok(k),
+            Err(e) => eprintln!("{e}; try again"),
+        }
+    }
+    bail!("no valid network key after 3 tries")
+}
+
+/// Where the ticket or address to join comes from: the argument, `--join-file`, or
+/// `MEFF_TICKET` (the last two keep the secret out of the process list).
+fn join_source(arg: Option<&str>, opts: &PeerOpts) -> Result<Option<String>> {
+    if let Some(a) = arg {
+        return Ok(Some(a.to_string()));
+    }
+    if let Some(path) = &opts.join_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read ticket file {}", path.display()))?;
+        return Ok(Some(text.trim().to_string()));
+    }
+    Ok(std::env::var("MEFF_TICKET")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
+}
+
 async fn parse_join(peer: &str, opts: &PeerOpts) -> Result<JoinTarget> {
-    if peer.starts_with("meff1") {
+    if Ticket::looks_like(peer) {
         return Ticket::decode(peer)
             .map(JoinTarget::Ticket)
             .map_err(|e| anyhow!(e));
     }
+    let host_port = peer
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+    if !host_port {
+        bail!("'{peer}' is neither an invite ticket (meff1…) nor host:port");
+    }
     let addr = tokio::net::lookup_host(peer)
         .await
-        .map_err(|_| anyhow!("'{peer}' is neither an invite ticket (meff1…) nor host:port"))?
+        .map_err(|e| anyhow!("cannot resolve the host name in '{peer}': {e}"))?
         .next()
         .ok_or_else(|| anyhow!("'{peer}' resolves to no address"))?;
-    let key = match &opts.network_key {
-        Some(k) => parse_network_key(k)?,
-        None if std::io::stdin().is_terminal() => {
-            eprint!("network key: ");
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line)?;
-            parse_network_key(&line)?
-        }
-        None => bail!(
-            "joining through host:port needs the network key: pass --network-key or set MEFF_NETWORK_KEY, or use an invite ticket"
-        ),
-    };
+    let key = network_key(opts)?;
     Ok(JoinTarget::Addr { addr, key })
 }
 
@@ -148,6 +225,7 @@ pub async fn start_peer(
         bail!("peer name must be 1-64 characters, without '/' or control characters");
     }
     let data_dir = data_dir.unwrap_or_else(|| default_base_dir().join(name));
+    control::check_socket_path(&data_dir)?;
     let mut cfg = NodeConfig::new(name, data_dir);
     cfg.port = port;
     cfg.bind_ip = opts.bind;
@@ -158,20 +236,30 @@ pub async fn start_peer(
         Some(s) => Some(args::parse_size(s).map_err(|e| anyhow!(e))?),
         None => None,
     };
-    cfg.join = match join {
-        Some(p) => Some(parse_join(p, opts).await?),
+    cfg.join = match join_source(join, opts)? {
+        Some(p) => Some(parse_join(&p, opts).await?),
         None => None,
     };
-    let node = Node::start(cfg).await.context("cannot start peer")?;
-    println!("listening: {}", node.local_addr());
+    Node::start(cfg).await.context("cannot start peer")
+}
+
+/// The start lines, printed once the control socket is up: a script that reads
+/// `listening:` can use the peer at once.
+fn announce(node: &Node) {
+    say(&format!("listening: {}", node.local_addr()));
     if node.created_network() {
-        println!("invite: {}", node.ticket().encode());
+        say(&format!("invite: {}", node.ticket().encode()));
     }
+    let n = node.clone();
+    tokio::spawn(async move {
+        if n.wait_synced_forever().await {
+            say(&format!("joined: {} tracks", n.track_count()));
+        }
+    });
     eprintln!(
         "peer {} ({}) data dir {}",
         node.name(),
         node.id().short(),
         node.data_dir().display()
     );
-    Ok(node)
 }

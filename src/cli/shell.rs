@@ -81,6 +81,11 @@ async fn run_one(node: &Node, cmd: PeerCmd, cwd: &std::path::Path) {
                 progress.clear();
                 eprintln!("{s}");
             }
+            Line::Data(b64) => {
+                if let Ok(bytes) = data_encoding::BASE64.decode(b64.as_bytes()) {
+                    let _ = std::io::stdout().write_all(&bytes);
+                }
+            }
             Line::Progress(d, t) => progress.update(d, t),
             Line::Exit(_) => {}
         }

@@ -339,6 +339,8 @@ impl Node {
         recv: quinn::RecvStream,
         rx: mpsc::UnboundedReceiver<Msg>,
     ) {
+        // Queued before the reader starts, so our digest precedes any reply to theirs.
+        self.open_sync(peer);
         tokio::spawn(Self::run_control_writer(send, rx));
         let node = self.clone();
         let c = conn.clone();

@@ -45,6 +45,9 @@ pub mod close_code {
     pub const VERSION: u32 = 6;
 }
 
+/// How long after start commands wait for the first catalog sync before answering anyway.
+pub const SYNC_WAIT: Duration = Duration::from_secs(10);
+
 /// Concurrent uploads a peer serves; more wait in line.
 const MAX_UPLOADS: usize = 8;
 
@@ -121,6 +124,9 @@ pub(crate) struct State {
     pub upgrade_tries: HashMap<PeerId, u32>,
     /// When we last acted on an introduction to each peer.
     pub punched: HashMap<PeerId, Instant>,
+    /// Peers whose catalog digest differed from ours: their full catalog is on its way, and
+    /// applying it completes our first sync.
+    pub sync_pending: HashSet<PeerId>,
 }
 
 pub(crate) struct Inner {
@@ -141,6 +147,10 @@ pub(crate) struct Inner {
     /// This process's start, in ms: what tells a restarted peer from a duplicate connection.
     pub boot: u64,
     pub upload_pacer: Option<Pacer>,
+    /// True once our catalog has caught up with a peer's (or there is nobody to sync with).
+    pub synced: tokio::sync::watch::Sender<bool>,
+    /// Commands wait for the first sync until then, and answer with what they have after.
+    pub sync_deadline: Instant,
     _lock: lock::DataDirLock,
 }
 
@@ -158,8 +168,7 @@ pub fn now_ms() -> u64 {
 
 impl Node {
     pub async fn start(cfg: NodeConfig) -> Result<Node> {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+        crate::store::fsutil::prepare_data_dir(&cfg.data_dir)?;
         let lock = lock::DataDirLock::acquire(&cfg.data_dir)?;
         let identity = Identity::load_or_create(&cfg.data_dir)?;
         let db = Db::open(&cfg.data_dir.join("meff.redb"))?;
@@ -242,6 +251,9 @@ impl Node {
         }
 
         let cfg_upload_limit = cfg.upload_limit.filter(|r| *r > 0);
+        // Nobody else in the table (a network just created): there is nothing to sync with.
+        let cfg_join_none = cfg.join.is_none();
+        let alone = table.records().all(|r| r.id == identity.id || r.left);
         let node = Node {
             inner: Arc::new(Inner {
                 cfg,
@@ -268,6 +280,7 @@ impl Node {
                     relayed_for: HashMap::new(),
                     punched: HashMap::new(),
                     upgrade_tries: HashMap::new(),
+                    sync_pending: HashSet::new(),
                 }),
                 shutdown: CancellationToken::new(),
                 created_network,
@@ -278,6 +291,8 @@ impl Node {
                 relay_hub,
                 boot: now_ms(),
                 upload_pacer: cfg_upload_limit.map(Pacer::new),
+                synced: tokio::sync::watch::Sender::new(alone && cfg_join_none),
+                sync_deadline: Instant::now() + SYNC_WAIT,
                 _lock: lock,
             }),
         };
@@ -351,6 +366,39 @@ impl Node {
 
     pub fn is_stopped(&self) -> bool {
         self.inner.shutdown.is_cancelled()
+    }
+
+    /// Whether the first catalog sync with the network is done.
+    pub fn is_synced(&self) -> bool {
+        *self.inner.synced.borrow()
+    }
+
+    /// Waits for the first catalog sync, but not past `SYNC_WAIT` after start; returns
+    /// whether it is done.
+    pub async fn wait_synced(&self) -> bool {
+        let deadline = tokio::time::Instant::from_std(self.inner.sync_deadline);
+        self.wait_synced_until(deadline).await
+    }
+
+    /// Waits for the first catalog sync with no deadline but the node's stop.
+    pub async fn wait_synced_forever(&self) -> bool {
+        let far = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
+        self.wait_synced_until(far).await
+    }
+
+    async fn wait_synced_until(&self, deadline: tokio::time::Instant) -> bool {
+        let mut rx = self.inner.synced.subscribe();
+        tokio::select! {
+            r = rx.wait_for(|s| *s) => r.is_ok(),
+            _ = tokio::time::sleep_until(deadline) => self.is_synced(),
+            _ = self.stopped() => self.is_synced(),
+        }
+    }
+
+    pub(crate) fn mark_synced(&self) {
+        self.inner
+            .synced
+            .send_if_modified(|s| !std::mem::replace(s, true));
     }
 }
 

@@ -100,6 +100,11 @@ impl Node {
         out
     }
 
+    /// Tracks in the catalog (not removed).
+    pub fn track_count(&self) -> usize {
+        self.state().catalog.live().count()
+    }
+
     pub fn ls(&self) -> Vec<Listing> {
         let holders = self.known_holders();
         let alive = self.alive_peers();
@@ -202,6 +207,21 @@ impl Node {
         self.broadcast(Msg::Holdings(held), None);
     }
 
+    /// What a new link starts with: our digest (a mismatch brings the other side's whole
+    /// catalog, which completes a joiner's first sync) and our holdings, so neither side
+    /// waits for the next anti-entropy round.
+    pub(crate) fn open_sync(&self, peer: PeerId) {
+        let (digest, held) = {
+            let st = self.state();
+            (
+                st.catalog.digest(),
+                st.held.iter().copied().collect::<Vec<_>>(),
+            )
+        };
+        self.send_to(peer, Msg::CatalogDigest(digest));
+        self.send_to(peer, Msg::Holdings(held));
+    }
+
     /// Anti-entropy for the catalog and holdings, run every few seconds.
     pub(crate) fn storage_gossip(&self) {
         let (digest, held) = {
@@ -236,7 +256,12 @@ impl Node {
 
     pub(crate) fn handle_storage_control(&self, peer: PeerId, msg: Msg) -> Result<()> {
         match msg {
-            Msg::Catalog(entries) => self.apply_catalog(entries, Some(peer)),
+            Msg::Catalog(entries) => {
+                self.apply_catalog(entries, Some(peer));
+                if self.state().sync_pending.remove(&peer) {
+                    self.mark_synced();
+                }
+            }
             Msg::CatalogDigest(d) => {
                 let (ours, all) = {
                     let st = self.state();
@@ -245,7 +270,10 @@ impl Node {
                         st.catalog.all().cloned().collect::<Vec<_>>(),
                     )
                 };
-                if ours != d {
+                if ours == d {
+                    self.mark_synced();
+                } else {
+                    self.state().sync_pending.insert(peer);
                     self.send_to(peer, Msg::Catalog(all));
                 }
             }
@@ -432,52 +460,64 @@ impl Node {
         self.broadcast_holdings();
     }
 
-    /// Download NAME into `out` (or ./NAME.<ext> under `cwd`); byte-identical, verified.
+    /// Download NAME into `out` (or ./NAME.<ext> under `cwd`; a directory means
+    /// DIR/NAME.<ext>); byte-identical, verified. A regular file is replaced atomically (temp
+    /// file, fsync, rename; the temp file is removed on every failure, and when the caller is
+    /// cancelled); a device or FIFO is written into.
     pub async fn get(&self, name: &str, out: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
         let entry = self.entry(name)?;
-        let target = match out {
+        let default_name = format!("{name}.{}", extension_for(&entry.codec));
+        let mut target = match out {
             Some(p) if p.is_absolute() => p.to_path_buf(),
             Some(p) => cwd.join(p),
-            None => cwd.join(format!("{name}.{}", extension_for(&entry.codec))),
+            None => cwd.join(&default_name),
         };
-        let dir = target
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| cwd.to_path_buf());
-        let tmp = dir.join(format!(
-            ".{}.meff-{}",
-            target
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            rand::random::<u32>()
-        ));
-        let file = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        if target.is_dir() {
+            target = target.join(&default_name);
+        }
+        let special = std::fs::metadata(&target).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        let (file, tmp) = if special {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .with_context(|| format!("cannot write {}", target.display()))?;
+            (f, None)
+        } else {
+            let tmp = crate::store::fsutil::temp_beside(&target);
+            let f = crate::store::fsutil::create_new_private(&tmp)?;
+            (f, Some(TempFile(Some(tmp))))
+        };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-        let writer = tokio::task::spawn_blocking(move || -> Result<std::fs::File> {
+        let writer = tokio::task::spawn_blocking(move || -> Result<()> {
             use std::io::Write;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
             while let Some(chunk) = rx.blocking_recv() {
                 w.write_all(&chunk)?;
             }
             let f = w.into_inner().map_err(|e| e.into_error())?;
-            f.sync_all()?;
-            Ok(f)
+            if !special {
+                f.sync_all()?;
+            }
+            Ok(())
         });
         let fetched = self.fetch_verified(&entry, tx, true, |_| {}).await;
         let written = writer
             .await
             .map_err(|e| anyhow!("writer failed: {e}"))
-            .and_then(|r| r);
-        let result = fetched.and(written.map(|_| ()));
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+            .and_then(|r| r.with_context(|| format!("cannot write {}", target.display())));
+        fetched?;
+        written?;
+        if let Some(tmp) = tmp {
+            tmp.persist(&target)?;
         }
-        std::fs::rename(&tmp, &target)
-            .with_context(|| format!("cannot write {}", target.display()))?;
         Ok(target)
+    }
+
+    /// Download NAME into `tx` chunk by chunk, verified (for `get -o -`).
+    pub async fn get_into(&self, name: &str, tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> Result<()> {
+        let entry = self.entry(name)?;
+        self.fetch_verified(&entry, tx, true, |_| {}).await?;
+        Ok(())
     }
 
     pub async fn remove(&self, name: &str) -> Result<()> {
@@ -497,5 +537,30 @@ impl Node {
             self.drop_blob(&hash);
         }
         Ok(())
+    }
+}
+
+/// A temp file that is removed unless it is renamed into place, also when the future that
+/// owns it is dropped (a cancelled `get`).
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn persist(mut self, target: &Path) -> Result<()> {
+        if let Some(tmp) = self.0.take() {
+            if let Err(e) = std::fs::rename(&tmp, target) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("cannot write {}", target.display()));
+            }
+            crate::store::fsutil::sync_dir(target);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.0.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 }

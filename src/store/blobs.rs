@@ -78,8 +78,7 @@ impl BlobStore {
         let tmp = self
             .tmp
             .join(format!("{}.{}", hex(h), rand::random::<u64>()));
-        let file = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        let file = super::fsutil::create_new_private(&tmp)?;
         Ok(BlobWriter {
             file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
             tmp,

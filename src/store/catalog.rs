@@ -286,7 +286,7 @@ impl Catalog {
 }
 
 /// The longest track name, in bytes.
-pub const MAX_NAME_BYTES: usize = 255;
+pub const MAX_NAME_BYTES: usize = 200;
 
 /// Track names end up in file names (`get` writes `./NAME.<ext>`) and in one-line terminal
 /// output, so anything that could escape a directory or garble a line is refused.
@@ -311,7 +311,30 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     if name.chars().any(char::is_control) {
         return Err(format!("track name {name:?} contains a control character"));
     }
+    if let Some(c) = name.chars().find(|c| is_invisible_format(*c)) {
+        return Err(format!(
+            "track name {name:?} contains an invisible or direction-changing character (U+{:04X})",
+            c as u32
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("track name {name:?} is not a name"));
+    }
     Ok(())
+}
+
+/// Bidirectional overrides and isolates, and zero-width characters: they make a name show as
+/// something else (`\u{202e}gnp.exe` shows as `exe.png`).
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{200b}'..='\u{200f}' // zero-width space/joiners, LRM, RLM
+        | '\u{202a}'..='\u{202e}' // embeddings and overrides
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // isolates
+        | '\u{061c}' // Arabic letter mark
+        | '\u{feff}' // zero-width no-break space
+        | '\u{180e}' // Mongolian vowel separator
+    )
 }
 
 /// Default chunk size: large enough that per-chunk hashes cost little (32 bytes per 64 KiB),
@@ -609,12 +632,12 @@ mod tests {
     #[test]
     fn name_validation() {
         assert!(validate_name("Song – 01 (live).flac").is_ok());
-        assert!(validate_name(&"é".repeat(127)).is_ok());
+        assert!(validate_name(&"é".repeat(100)).is_ok());
         assert_eq!(validate_name("").unwrap_err(), "track name is empty");
-        let long = validate_name(&"a".repeat(256)).unwrap_err();
-        assert!(long.contains("too long (256 bytes"), "{long}");
+        let long = validate_name(&"a".repeat(201)).unwrap_err();
+        assert!(long.contains("too long (201 bytes"), "{long}");
         assert!(
-            validate_name(&"é".repeat(128))
+            validate_name(&"é".repeat(101))
                 .unwrap_err()
                 .contains("too long")
         );
@@ -625,6 +648,20 @@ mod tests {
                 .contains("path separator")
         );
         assert!(validate_name("a\0b").unwrap_err().contains("NUL"));
+        for bad in [
+            "\u{202e}gnp.exe",
+            "a\u{200b}b",
+            "x\u{2067}y",
+            "\u{feff}song",
+        ] {
+            assert!(
+                validate_name(bad).unwrap_err().contains("invisible"),
+                "{bad:?}"
+            );
+        }
+        assert!(validate_name(".").is_err());
+        assert!(validate_name("..").is_err());
+        assert!(validate_name("...").is_ok());
         for bad in ["a\nb", "a\tb", "\u{1b}[31m", "a\u{7f}", "a\u{85}"] {
             assert!(
                 validate_name(bad)

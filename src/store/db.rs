@@ -16,6 +16,14 @@ pub struct Db {
 
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
+        // An empty file is a database that lost its contents, not a new one: starting over
+        // would silently make a new network with a new key.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            anyhow::bail!(
+                "the database {} is damaged (empty); restore it from a backup, or move it away to start a new network",
+                path.display()
+            );
+        }
         let db = Database::create(path)
             .with_context(|| format!("cannot open database {}", path.display()))?;
         let tx = db.begin_write()?;

@@ -13,6 +13,26 @@ pub struct Peer {
     pub child: Child,
     pub dir: std::path::PathBuf,
     pub invite: Option<String>,
+    /// Lines the peer printed on stdout after its start lines.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Peer {
+    /// Waits for a stdout line that starts with `prefix`; returns it.
+    pub fn wait_line(&self, prefix: &str, timeout: Duration) -> Option<String> {
+        let mut found = None;
+        wait_for(timeout, || {
+            found = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.starts_with(prefix))
+                .cloned();
+            found.is_some()
+        });
+        found
+    }
 }
 
 impl Drop for Peer {
@@ -93,11 +113,18 @@ pub fn up_full(
         None
     };
     // Keep draining stdout so the peer never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let stdout = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = stdout.clone();
+    std::thread::spawn(move || {
+        for l in lines.by_ref().map_while(Result::ok) {
+            sink.lock().unwrap().push(l);
+        }
+    });
     Peer {
         child,
         dir: dir.to_path_buf(),
         invite,
+        stdout,
     }
 }
 
