@@ -5,7 +5,8 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     let cli = Cli::parse_from(cli::args::normalize_args(std::env::args().collect()));
     let default = match cli.verbose {
-        0 => "warn",
+        // Library lines (symphonia's, quinn's) stay out of a user's terminal unless asked for.
+        0 => "meff=warn,off",
         1 => "meff=info,warn",
         _ => "meff=debug,info",
     };
@@ -13,6 +14,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -122,7 +122,17 @@ fn stream_writes_nothing_to_disk_and_reports_spec_stats() {
     let source_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("source: ")).collect();
     assert!(!source_lines.is_empty(), "{err}");
     let src = v["sources"][0].as_str().unwrap().to_string();
-    assert!(source_lines[0].ends_with(&src));
+    // `source: NAME (ID)`: the name the now-playing line shows, and the id the stats hold.
+    assert!(
+        source_lines[0].ends_with(&format!(" ({src})")),
+        "{}",
+        source_lines[0]
+    );
+    let shown = source_lines[0]
+        .strip_prefix("source: ")
+        .and_then(|l| l.strip_suffix(&format!(" ({src})")))
+        .unwrap_or("");
+    assert!(["a", "b", "c"].contains(&shown), "{}", source_lines[0]);
     assert!(holders.contains(&src), "served by a non-holder: {src}");
     let after = files(base.path());
     let new: Vec<_> = after.difference(&before).collect();

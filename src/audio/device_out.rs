@@ -34,6 +34,20 @@ pub(crate) struct DeviceTarget {
 impl DeviceTarget {
     /// Finds the default output device; fails with a message naming `--output null`.
     pub(crate) fn open() -> Result<Self> {
+        // alsa-lib prints its own lines ("cannot find card '0'") on stderr before our clear
+        // error; catch them on this thread and show them only with -v.
+        let alsa_says = alsa::Output::local_error_handler().ok();
+        let found = Self::find();
+        if let Some(o) = alsa_says {
+            let text = o.borrow().to_string();
+            if !text.trim().is_empty() {
+                tracing::debug!("alsa: {}", text.trim());
+            }
+        }
+        found
+    }
+
+    fn find() -> Result<Self> {
         let host = cpal::default_host();
         let device = host
             .default_output_device()

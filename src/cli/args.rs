@@ -17,6 +17,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "MEFF_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// The running peer to talk to, by name (its data dir under the default root).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub peer: Option<String>,
+
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -26,7 +30,8 @@ pub struct Cli {
 }
 
 /// Options that take a value, so the argument after them is not a command word.
-const VALUE_OPTIONS: [&str; 9] = [
+const VALUE_OPTIONS: [&str; 10] = [
+    "--peer",
     "--network-key-file",
     "--join-file",
     "--upload-limit",
@@ -141,8 +146,12 @@ pub enum PeerCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Known peers with their state, rtt and path.
-    Peers,
+    /// Known peers with their state, rtt and path; peers that left are listed apart.
+    Peers {
+        /// Print the peers as JSON (the `peers` array of `status --json`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the invite ticket for this network.
     Invite {
         /// Also print the network key (for joining by host:port).

@@ -112,7 +112,7 @@ pub const HELP: &str = "commands:
   help                            this text
   down | exit                     leave gracefully and stop";
 
-/// Runs `cmd`; returns the exit status (0 done, 1 failed). `Down` is the caller's to handle.
+/// Runs `cmd`; returns the exit status (0 done, 1 failed).
 pub async fn execute(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> i32 {
     match run(node, cmd, cwd, out).await {
         Ok(()) => 0,
@@ -205,13 +205,16 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
                 print_status(&s, out);
             }
         }
-        PeerCmd::Peers => {
+        PeerCmd::Peers { json } => {
             let s = node.status();
-            if s.peers.is_empty() {
+            if json {
+                out.out(serde_json::to_string(&s.peers)?);
+            } else if s.peers.is_empty() {
                 out.out("no other peers yet; share `invite` with a friend");
-            }
-            for line in peer_lines(&s) {
-                out.out(line);
+            } else {
+                for line in peer_lines(&s) {
+                    out.out(line);
+                }
             }
         }
         PeerCmd::Invite { show_key } => {
@@ -221,7 +224,11 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
                 out.out(format!("network key: {}", node.network_key_hex()));
             }
         }
-        PeerCmd::Down => {}
+        PeerCmd::Down => {
+            if let Some(n) = node.leave().await {
+                out.out(left_line(n));
+            }
+        }
         PeerCmd::Push { name, file } => {
             let file = resolve(cwd, &file);
             let o = out.clone();
@@ -290,8 +297,11 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
             let output = resolve_output(cwd, &output)?;
             let json = stats_format(stats.as_deref())?;
             let o = out.clone();
+            let n = node.clone();
             let s = node
-                .stream(&name, output, start, move |p| o.err(format!("source: {p}")))
+                .stream(&name, output, start, move |p| {
+                    o.err(format!("source: {} ({p})", n.peer_name(&p)))
+                })
                 .await?;
             report_playback(&name, &s, json, out)?;
         }
@@ -320,31 +330,49 @@ fn print_status(s: &Status, out: &Output) {
     out.out(format!("name:   {}", s.name));
     out.out(format!("addrs:  {}", s.addrs.join(", ")));
     out.out(format!("stored: {}", human_bytes(s.stored_bytes)));
-    out.out(format!("peers:  {}", s.peers.len()));
+    let left = s.peers.iter().filter(|p| p.state == "left").count();
+    let members = s.peers.len() - left;
+    if left > 0 {
+        out.out(format!("peers:  {members} (and {left} that left)"));
+    } else {
+        out.out(format!("peers:  {members}"));
+    }
     for line in peer_lines(s) {
         out.out(format!("  {line}"));
     }
 }
 
+/// Members first; peers that left under their own heading (they are forgotten after a day).
 fn peer_lines(s: &Status) -> Vec<String> {
-    s.peers
-        .iter()
-        .map(|p| {
-            let rtt = p
-                .rtt_ms
-                .map(|r| format!("{r:.1} ms"))
-                .unwrap_or_else(|| "-".into());
-            format!(
-                "{:<16} {}  {:<7} rtt {:>8}  {:<7} {}",
-                p.name,
-                &p.id[..8],
-                p.state,
-                rtt,
-                p.path,
-                p.addr.as_deref().unwrap_or("-")
-            )
-        })
-        .collect()
+    let (left, members): (Vec<_>, Vec<_>) = s.peers.iter().partition(|p| p.state == "left");
+    let mut lines: Vec<String> = members.into_iter().map(peer_line).collect();
+    if !left.is_empty() {
+        lines.push("left:".to_string());
+        lines.extend(left.into_iter().map(|p| format!("  {}", peer_line(p))));
+    }
+    lines
+}
+
+fn peer_line(p: &crate::node::status::PeerStatus) -> String {
+    let rtt = p
+        .rtt_ms
+        .map(|r| format!("{r:.1} ms"))
+        .unwrap_or_else(|| "-".into());
+    format!(
+        "{:<16} {}  {:<7} rtt {:>8}  {:<7} {}",
+        p.name,
+        p.id.get(..8).unwrap_or(&p.id),
+        p.state,
+        rtt,
+        p.path,
+        p.addr.as_deref().unwrap_or("-")
+    )
+}
+
+/// What a peer says when it has left gracefully.
+pub fn left_line(handed_off: usize) -> String {
+    let s = if handed_off == 1 { "" } else { "s" };
+    format!("left the network (handed off {handed_off} track{s})")
 }
 
 pub fn human_bytes(n: u64) -> String {

@@ -56,7 +56,7 @@ fn caller_allowed(stream: &UnixStream) -> bool {
 
 /// Serve commands until the node stops. Only this peer holds the data-dir lock, so a socket
 /// file left by a crashed run is stale and safe to replace.
-pub fn serve(node: Node) -> Result<()> {
+pub fn serve(node: Node) -> Result<ControlServer> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(node.data_dir());
     let _ = std::fs::remove_file(&path);
@@ -65,6 +65,9 @@ pub fn serve(node: Node) -> Result<()> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot make {} private", path.display()))?;
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
+    let server = ControlServer {
+        slots: slots.clone(),
+    };
     tokio::spawn(async move {
         let mut backoff = std::time::Duration::from_millis(10);
         loop {
@@ -108,7 +111,20 @@ pub fn serve(node: Node) -> Result<()> {
         }
         let _ = std::fs::remove_file(&path);
     });
-    Ok(())
+    Ok(server)
+}
+
+/// The running control server: lets the process finish the replies in flight (`down`'s own
+/// answer among them) before it exits.
+pub struct ControlServer {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl ControlServer {
+    pub async fn drain(&self) {
+        let all = self.slots.acquire_many(MAX_CLIENTS as u32);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), all).await;
+    }
 }
 
 async fn handle(node: Node, stream: UnixStream) -> Result<()> {
@@ -130,7 +146,6 @@ async fn handle(node: Node, stream: UnixStream) -> Result<()> {
         }
     };
     let (out, mut rx) = Output::new();
-    let is_down = matches!(req.cmd, PeerCmd::Down);
     let plays = matches!(req.cmd, PeerCmd::Stream { .. } | PeerCmd::Play { .. });
     let n = node.clone();
     let mut task =
@@ -169,9 +184,6 @@ async fn handle(node: Node, stream: UnixStream) -> Result<()> {
     };
     write_line(&mut wr, &Line::Exit(code)).await?;
     wr.shutdown().await.ok();
-    if is_down {
-        node.leave().await;
-    }
     Ok(())
 }
 

@@ -23,14 +23,18 @@ pub async fn run(cli: Cli) -> Result<i32> {
             opts,
         } => {
             let node = start_peer(&name, port, join.as_deref(), &opts, cli.data_dir).await?;
-            control::serve(node.clone())?;
+            let server = control::serve(node.clone())?;
             announce(&node);
             wait_for_signal_or_stop(&node).await;
+            server.drain().await;
+            if let Some(n) = node.left_handing_off() {
+                say(&commands::left_line(n));
+            }
             Ok(0)
         }
         TopCmd::Demo { output } => crate::demo::run(output.as_deref()).await,
         TopCmd::Peer(cmd) => {
-            let dir = resolve_client_data_dir(cli.data_dir)?;
+            let dir = resolve_client_data_dir(cli.data_dir, cli.peer.as_deref())?;
             control::run_client(&dir, cmd).await
         }
         TopCmd::Start {
@@ -40,13 +44,14 @@ pub async fn run(cli: Cli) -> Result<i32> {
             opts,
         } => {
             let node = start_peer(&name, port, peer.as_deref(), &opts, cli.data_dir).await?;
-            control::serve(node.clone())?;
+            let server = control::serve(node.clone())?;
             announce(&node);
             let n = node.clone();
             tokio::spawn(async move {
                 wait_for_signal_or_stop(&n).await;
             });
             shell::run(node.clone()).await;
+            server.drain().await;
             Ok(0)
         }
     }
@@ -69,8 +74,8 @@ async fn wait_for_signal_or_stop(node: &Node) {
     };
     tokio::select! {
         _ = node.stopped() => {}
-        _ = tokio::signal::ctrl_c() => node.leave().await,
-        _ = term.recv() => node.leave().await,
+        _ = tokio::signal::ctrl_c() => { node.leave().await; }
+        _ = term.recv() => { node.leave().await; }
     }
 }
 
@@ -84,13 +89,17 @@ fn default_base_dir() -> PathBuf {
     home.join(".local/share/meff")
 }
 
-/// A command without --data-dir talks to the only peer under the default base dir.
-fn resolve_client_data_dir(given: Option<PathBuf>) -> Result<PathBuf> {
+/// A command talks to the peer of --data-dir (or MEFF_DATA_DIR), else of --peer NAME under
+/// the default root, else to the only peer running there.
+fn resolve_client_data_dir(given: Option<PathBuf>, peer: Option<&str>) -> Result<PathBuf> {
     if let Some(d) = given {
         return Ok(d);
     }
     let base = default_base_dir();
-    let running: Vec<PathBuf> = std::fs::read_dir(&base)
+    if let Some(name) = peer {
+        return Ok(base.join(name));
+    }
+    let mut running: Vec<PathBuf> = std::fs::read_dir(&base)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.path())
@@ -98,16 +107,24 @@ fn resolve_client_data_dir(given: Option<PathBuf>) -> Result<PathBuf> {
                 .collect()
         })
         .unwrap_or_default();
+    running.sort();
     match running.as_slice() {
         [one] => Ok(one.clone()),
         [] => bail!(
-            "no running peer found under {}; pass --data-dir",
+            "no running peer found under {}; pass --peer NAME or --data-dir",
             base.display()
         ),
-        _ => bail!(
-            "several peers under {}; pass --data-dir to pick one",
-            base.display()
-        ),
+        _ => {
+            let names: Vec<String> = running
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            bail!(
+                "several peers run under {}: {}; pick one with --peer NAME",
+                base.display(),
+                names.join(", ")
+            )
+        }
     }
 }
 
@@ -240,7 +257,14 @@ pub async fn start_peer(
         Some(p) => Some(parse_join(&p, opts).await?),
         None => None,
     };
-    Node::start(cfg).await.context("cannot start peer")
+    // A first start that fails leaves nothing behind (it would make `--peer` ambiguous).
+    let fresh = !cfg.data_dir.exists();
+    let dir = cfg.data_dir.clone();
+    let started = Node::start(cfg).await.context("cannot start peer");
+    if started.is_err() && fresh {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    started
 }
 
 /// The start lines, printed once the control socket is up: a script that reads

@@ -27,7 +27,7 @@ pub async fn run(node: Node) {
             _ => break,
         };
         let words = match shell_words::split(&line) {
-            Ok(w) => w,
+            Ok(w) => w.into_iter().map(expand_tilde).collect::<Vec<_>>(),
             Err(e) => {
                 eprintln!("error: {e}");
                 continue;
@@ -49,7 +49,8 @@ pub async fn run(node: Node) {
             }
         };
         if matches!(cmd, PeerCmd::Down) {
-            break;
+            run_one(&node, cmd, &cwd).await;
+            return;
         }
         // On a terminal playback runs in the background so pause/resume/stop can be typed
         // meanwhile; a script waits for it, so its stats come out before the next line.
@@ -62,7 +63,8 @@ pub async fn run(node: Node) {
         }
         run_one(&node, cmd, &cwd).await;
     }
-    node.leave().await;
+    // End of input (Ctrl-D, or the end of a script).
+    run_one(&node, PeerCmd::Down, &cwd).await;
 }
 
 async fn run_one(node: &Node, cmd: PeerCmd, cwd: &std::path::Path) {
@@ -125,6 +127,21 @@ async fn now_playing_line(node: Node) {
     }
     if shown {
         eprint!("\r\x1b[2K");
+    }
+}
+
+/// `~` and `~/…` mean the home directory, as in any shell.
+fn expand_tilde(word: String) -> String {
+    let home = std::env::var("HOME").unwrap_or_default();
+    if home.is_empty() {
+        return word;
+    }
+    if word == "~" {
+        home
+    } else if let Some(rest) = word.strip_prefix("~/") {
+        format!("{}/{rest}", home.trim_end_matches('/'))
+    } else {
+        word
     }
 }
 

@@ -38,6 +38,12 @@ impl MemberRecord {
     }
 }
 
+/// A record of a peer that left more than `max_age_ms` ago: forgotten, and not taken back
+/// from a peer that still remembers it (every peer applies the same rule, so it converges).
+pub fn departed_long_ago(r: &MemberRecord, now_ms: u64, max_age_ms: u64) -> bool {
+    r.left && now_ms.saturating_sub(r.incarnation) > max_age_ms
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Table {
     members: BTreeMap<PeerId, MemberRecord>,
@@ -62,6 +68,21 @@ impl Table {
                 self.merge(r).then_some(id)
             })
             .collect()
+    }
+
+    /// Drops members that left more than `max_age_ms` before `now_ms` (a leave stamps the
+    /// record's incarnation with its time); returns who was forgotten.
+    pub fn forget_departed(&mut self, now_ms: u64, max_age_ms: u64) -> Vec<PeerId> {
+        let gone: Vec<PeerId> = self
+            .members
+            .values()
+            .filter(|r| departed_long_ago(r, now_ms, max_age_ms))
+            .map(|r| r.id)
+            .collect();
+        for id in &gone {
+            self.members.remove(id);
+        }
+        gone
     }
 
     pub fn get(&self, id: &PeerId) -> Option<&MemberRecord> {
@@ -115,6 +136,25 @@ mod tests {
             left,
             capacity: 1,
         }
+    }
+
+    #[test]
+    fn departed_peers_are_forgotten_after_the_age_and_not_before() {
+        let mut t = Table::default();
+        t.merge(rec(1, 1_000, true, 1));
+        t.merge(rec(2, 1_000, false, 2));
+        t.merge(rec(3, 90_000, true, 3));
+        assert!(t.forget_departed(50_000, 60_000).is_empty());
+        let gone = t.forget_departed(100_000, 60_000);
+        assert_eq!(gone, vec![rec(1, 0, false, 0).id]);
+        assert!(
+            t.get(&rec(2, 0, false, 0).id).is_some(),
+            "a live member stays"
+        );
+        assert!(
+            t.get(&rec(3, 0, false, 0).id).is_some(),
+            "a recent leave stays"
+        );
     }
 
     fn arb_rec() -> impl Strategy<Value = MemberRecord> {

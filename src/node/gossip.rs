@@ -3,7 +3,7 @@
 use super::{Node, close_code, now_ms};
 use crate::id::PeerId;
 use crate::mesh::liveness::PeerState;
-use crate::mesh::membership::MemberRecord;
+use crate::mesh::membership::{MemberRecord, departed_long_ago};
 use crate::net::msg::Msg;
 use crate::net::relay_socket::is_relay_addr;
 use anyhow::{Result, bail};
@@ -18,6 +18,8 @@ const RELAY_AFTER: Duration = Duration::from_secs(1);
 const REPAIR_EVERY: Duration = Duration::from_millis(500);
 const MAX_UPGRADE_WAIT: Duration = Duration::from_secs(60);
 const REDIAL_DEAD_AFTER: Duration = Duration::from_secs(5);
+/// Peers that left are shown apart for a day, then forgotten.
+const FORGET_LEFT_AFTER_MS: u64 = 24 * 3600 * 1000;
 
 impl Node {
     pub(crate) fn own_record(&self) -> MemberRecord {
@@ -79,6 +81,9 @@ impl Node {
         {
             let mut st = self.state();
             for rec in recs {
+                if departed_long_ago(&rec, now_ms(), FORGET_LEFT_AFTER_MS) {
+                    continue;
+                }
                 if rec.id == me {
                     // Someone holds a record of us newer than ours (an earlier run): outrank it.
                     let stale_claim = match st.table.get(&me) {
@@ -231,9 +236,28 @@ impl Node {
                     last_repair = now;
                     node.repair_tick();
                 }
+                node.forget_departed();
                 node.persist_members();
             }
         });
+    }
+
+    fn forget_departed(&self) {
+        let gone = {
+            let mut st = self.state();
+            let gone = st.table.forget_departed(now_ms(), FORGET_LEFT_AFTER_MS);
+            for id in &gone {
+                st.live.forget(id);
+                st.last_dial.remove(id);
+            }
+            gone
+        };
+        if !gone.is_empty() {
+            let keys: Vec<Vec<u8>> = gone.iter().map(|id| id.0.to_vec()).collect();
+            if let Err(e) = self.inner.db.forget_members(&keys) {
+                warn!("cannot save membership: {e:#}");
+            }
+        }
     }
 
     fn check_liveness(&self, now: Instant) {
@@ -355,20 +379,26 @@ impl Node {
         self.inner.shutdown.cancel();
     }
 
-    /// Leave gracefully: tell everyone, close every link with the leave code, stop.
-    pub async fn leave(&self) {
-        if self.is_stopped() {
-            return;
+    /// Leave gracefully: hand off what only we hold, tell everyone, close every link with the
+    /// leave code, stop. Returns how many tracks were handed off (None: already stopped).
+    pub async fn leave(&self) -> Option<usize> {
+        if self.is_stopped() || self.state().leaving {
+            return None;
         }
-        self.hand_off().await;
+        let handed = self.hand_off().await;
         let inc = {
             let mut st = self.state();
             st.leaving = true;
             let me = self.id();
             let rec = st.table.get(&me).cloned();
             rec.map(|r| {
-                let inc = r.incarnation;
-                st.table.merge(MemberRecord { left: true, ..r });
+                // Stamped with the time of leaving: what "forgotten after a day" counts from.
+                let inc = now_ms().max(r.incarnation + 1);
+                st.table.merge(MemberRecord {
+                    left: true,
+                    incarnation: inc,
+                    ..r
+                });
                 st.members_dirty = true;
                 inc
             })
@@ -393,6 +423,8 @@ impl Node {
         self.inner
             .endpoint
             .close(close_code::LEAVE.into(), b"peer left");
+        let _ = self.inner.left.set(handed);
         self.inner.shutdown.cancel();
+        Some(handed)
     }
 }

@@ -151,6 +151,8 @@ pub(crate) struct Inner {
     pub synced: tokio::sync::watch::Sender<bool>,
     /// Commands wait for the first sync until then, and answer with what they have after.
     pub sync_deadline: Instant,
+    /// Set by a graceful leave: how many tracks it handed off.
+    pub left: std::sync::OnceLock<usize>,
     _lock: lock::DataDirLock,
 }
 
@@ -293,6 +295,7 @@ impl Node {
                 upload_pacer: cfg_upload_limit.map(Pacer::new),
                 synced: tokio::sync::watch::Sender::new(alone && cfg_join_none),
                 sync_deadline: Instant::now() + SYNC_WAIT,
+                left: std::sync::OnceLock::new(),
                 _lock: lock,
             }),
         };
@@ -366,6 +369,11 @@ impl Node {
 
     pub fn is_stopped(&self) -> bool {
         self.inner.shutdown.is_cancelled()
+    }
+
+    /// After a graceful leave: how many tracks it handed off.
+    pub fn left_handing_off(&self) -> Option<usize> {
+        self.inner.left.get().copied()
     }
 
     /// Whether the first catalog sync with the network is done.

@@ -110,7 +110,9 @@ impl Node {
 
     /// Before leaving: every blob we hold whose other live copies would fall below R goes to
     /// the peers placement picks without us.
-    pub(crate) async fn hand_off(&self) {
+    /// Copies what would fall below R without us to other peers; returns how many tracks.
+    pub(crate) async fn hand_off(&self) -> usize {
+        let mut handed = 0;
         let me = self.id();
         let candidates: Vec<_> = self
             .placement_candidates()
@@ -162,6 +164,9 @@ impl Node {
                 stored.len(),
                 failed.len()
             );
+            if !stored.is_empty() {
+                handed += 1;
+            }
             for p in stored {
                 if let Some(l) = self.state().links.get(&p) {
                     let _ = l.control.send(Msg::Catalog(vec![e.clone()]));
@@ -170,5 +175,6 @@ impl Node {
         }
         // Give holdings a moment to spread; bounded so `down` stays prompt.
         tokio::time::sleep(Duration::from_millis(20)).await;
+        handed
     }
 }

@@ -82,6 +82,18 @@ impl Db {
         Ok(())
     }
 
+    pub fn forget_members(&self, ids: &[Vec<u8>]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(MEMBERS)?;
+            for k in ids {
+                t.remove(k.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn load_catalog<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(CATALOG)?;

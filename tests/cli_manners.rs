@@ -1,0 +1,169 @@
+//! The small things a newcomer meets first, each through the binary as a user runs it.
+
+mod common;
+
+use common::process::*;
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn meff_env(args: &[&str], root: &Path) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("XDG_DATA_HOME", root)
+        .env_remove("MEFF_DATA_DIR")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn peers_are_picked_by_name_and_an_ambiguous_pick_lists_them() {
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("meff");
+    std::fs::create_dir(&base).unwrap();
+    let a = up("alice", &base.join("alice"), None);
+    let ticket = a.invite.clone().unwrap();
+    let _b = up_with("bob", &base.join("bob"), Some(&ticket), false);
+    let (code, _, err) = meff_env(&["ls"], root.path());
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("alice, bob") && err.contains("--peer NAME"),
+        "{err}"
+    );
+    let (code, out, err) = meff_env(&["--peer", "bob", "status", "--json"], root.path());
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["name"], "bob");
+    // Every listing takes --json.
+    let (code, out, err) = meff_env(&["--peer", "alice", "peers", "--json"], root.path());
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["name"], "bob");
+    assert!(v[0]["rtt_ms"].is_number() || v[0]["rtt_ms"].is_null());
+}
+
+#[test]
+fn a_failed_first_start_leaves_no_data_dir() {
+    let base = tempfile::tempdir().unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port().to_string();
+    let dir = base.path().join("p");
+    let out = Command::new(BIN)
+        .args([
+            "up",
+            "--name",
+            "p",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.exists(), "a failed first start left {}", dir.display());
+    // A host name that does not resolve is said to be one.
+    let out = Command::new(BIN)
+        .args([
+            "up",
+            "--name",
+            "q",
+            "--port",
+            "0",
+            "--join",
+            "nosuchhost.invalid:4000",
+        ])
+        .arg("--data-dir")
+        .arg(base.path().join("q"))
+        .env("MEFF_NETWORK_KEY", "00".repeat(32))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot resolve the host name"), "{err}");
+    assert!(!base.path().join("q").exists());
+}
+
+#[test]
+fn leaving_says_so_and_left_peers_are_shown_apart() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("a", &base.path().join("a"), None);
+    let ticket = a.invite.clone().unwrap();
+    let b = up_with("b", &base.path().join("b"), Some(&ticket), false);
+    let f = fixture("tone.ogg");
+    let (code, _, err) = meff(&b.dir, &["push", "one", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = meff(&b.dir, &["down"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.trim().starts_with("left the network (handed off"),
+        "{out}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || state_of(&a.dir, "b").as_deref()
+            == Some("left"))
+        .is_some()
+    );
+    let (_, out, _) = meff(&a.dir, &["status"]);
+    assert!(out.contains("peers:  0 (and 1 that left)"), "{out}");
+    assert!(out.contains("left:"), "{out}");
+    // The `up` process says it too when it ends on a signal.
+    // SAFETY: sending SIGTERM to our own child.
+    unsafe { libc::kill(a.child.id() as i32, libc::SIGTERM) };
+    assert!(
+        a.wait_line("left the network", Duration::from_secs(5))
+            .is_some()
+    );
+}
+
+#[test]
+fn pause_and_stop_share_one_rule_when_nothing_plays() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("a", &base.path().join("a"), None);
+    for cmd in ["pause", "resume", "stop"] {
+        let (code, _, err) = meff(&a.dir, &[cmd]);
+        assert_eq!(code, 1, "{cmd}");
+        assert_eq!(err.trim(), "error: nothing is playing", "{cmd}");
+    }
+}
+
+#[test]
+fn the_shell_expands_tilde_and_says_goodbye_at_the_end_of_input() {
+    let base = tempfile::tempdir().unwrap();
+    let home = base.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::copy(fixture("tone.ogg"), home.join("song.ogg")).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(base.path().join("s"))
+        .args(["--bind", "127.0.0.1", "s", "0"])
+        .env("HOME", &home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "push tilde ~/song.ogg").unwrap();
+        writeln!(stdin, "ls").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("pushed tilde"), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("left the network (handed off 0 tracks)"),
+        "{stdout}"
+    );
+}
