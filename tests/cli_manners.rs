@@ -167,3 +167,59 @@ fn the_shell_expands_tilde_and_says_goodbye_at_the_end_of_input() {
         "{stdout}"
     );
 }
+
+#[test]
+fn listening_names_addresses_a_friend_can_dial_and_help_documents_every_argument() {
+    let base = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["up", "--name", "w", "--port", "0", "--data-dir"])
+        .arg(base.path().join("w"))
+        .env_remove("MEFF_TICKET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let addrs = first.trim().strip_prefix("listening: ").unwrap();
+    for a in addrs.split(", ") {
+        let a: std::net::SocketAddr = a.parse().unwrap_or_else(|_| panic!("{first}"));
+        assert!(!a.ip().is_unspecified(), "{first}");
+        assert_ne!(a.port(), 0, "{first}");
+    }
+    // Help says what a user needs, in the form they typed.
+    let out = Command::new(BIN)
+        .args(["alice", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("Usage: meff [OPTIONS] NAME PORT [PEER]"),
+        "{help}"
+    );
+    assert!(!help.contains("meff start"), "{help}");
+    for cmd in [
+        "push", "get", "up", "stream", "ls", "peers", "status", "remove",
+    ] {
+        let out = Command::new(BIN).args([cmd, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout).into_owned();
+        let args_and_flags = help
+            .lines()
+            .skip_while(|l| !l.starts_with("Arguments:") && !l.starts_with("Options:"))
+            .filter(|l| l.starts_with("  ") && !l.trim_start().starts_with("[env"))
+            .filter(|l| !l.contains("--help") && !l.contains("--verbose"));
+        for l in args_and_flags {
+            let parts: Vec<&str> = l.trim().splitn(2, "  ").collect();
+            assert!(
+                parts.len() == 2 && !parts[1].trim().is_empty(),
+                "`meff {cmd} --help` leaves undocumented: {l}"
+            );
+        }
+    }
+}

@@ -22,7 +22,14 @@ async fn five_peers_converge_to_a_full_mesh() {
         "mesh of 5 converged in {} ms (from first start)",
         t0.elapsed().as_millis()
     );
-    // Each pair shares exactly one connection: every peer lists 4 others, all alive.
+    // Each pair shares exactly one connection: every endpoint ends with 4 open QUIC
+    // connections (duplicates from simultaneous dials closed), and lists 4 others.
+    let one_each = wait_for(Duration::from_secs(5), || {
+        nodes.iter().all(|n| n.open_connections() == 4)
+    })
+    .await;
+    let counts: Vec<usize> = nodes.iter().map(|n| n.open_connections()).collect();
+    assert!(one_each.is_some(), "open connections per peer: {counts:?}");
     for n in &nodes {
         assert_eq!(n.status().peers.len(), 4);
     }

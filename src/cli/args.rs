@@ -105,7 +105,11 @@ pub struct PeerOpts {
 #[derive(Subcommand, Debug)]
 pub enum TopCmd {
     /// The original form: meff NAME PORT [PEER], with the shell.
-    #[command(hide = true)]
+    #[command(
+        hide = true,
+        override_usage = "meff [OPTIONS] NAME PORT [PEER]",
+        about = "Start peer NAME on UDP PORT, create a network or join one through PEER, and open the shell"
+    )]
     Start {
         /// Peer name.
         name: String,
@@ -118,11 +122,14 @@ pub enum TopCmd {
     },
     /// Run a peer without the shell until `meff down`, SIGINT or SIGTERM.
     Up {
+        /// This peer's name in the network (1-64 characters).
         #[arg(long)]
         name: String,
+        /// UDP port to listen on (0 picks a free one).
         #[arg(long, default_value_t = 0)]
         port: u16,
-        /// Invite ticket or host:port to join through.
+        /// Invite ticket (meff1…) or host:port to join through (or --join-file / MEFF_TICKET,
+        /// which keep the ticket out of the process list).
         #[arg(long)]
         join: Option<String>,
         #[command(flatten)]
@@ -143,6 +150,7 @@ pub enum TopCmd {
 pub enum PeerCmd {
     /// This peer: id, name, addresses, stored bytes, and every known peer.
     Status {
+        /// Print it as JSON (SPEC's `status --json`).
         #[arg(long)]
         json: bool,
     },
@@ -158,22 +166,33 @@ pub enum PeerCmd {
         #[arg(long)]
         show_key: bool,
     },
-    /// Store FILE under NAME on R peers.
-    Push { name: String, file: PathBuf },
-    /// Download NAME to PATH (default ./NAME.<ext>).
-    Get {
+    /// Store an audio FILE under NAME on R peers (mp3, flac, ogg/vorbis, wav, aac/m4a).
+    Push {
+        /// The track's name in the network (at most 200 bytes, no '/' or '\').
         name: String,
-        #[arg(short = 'o', long = "output")]
+        /// The audio file to store.
+        file: PathBuf,
+    },
+    /// Download NAME, byte-identical and verified.
+    Get {
+        /// The track to download.
+        name: String,
+        /// Where to write it: a file (replaced atomically), a directory (DIR/NAME.<ext>), a
+        /// device or FIFO, or - for stdout (default ./NAME.<ext>).
+        #[arg(short = 'o', long = "output", value_name = "PATH")]
         output: Option<PathBuf>,
     },
     /// Fetch NAME into memory, then play it.
     Play {
+        /// The track to play.
         name: String,
+        /// device, null or wav:PATH
         #[arg(long, default_value = "device")]
         output: String,
     },
     /// Play NAME while its bytes arrive; nothing touches disk.
     Stream {
+        /// The track to stream.
         name: String,
         /// device, null or wav:PATH
         #[arg(long, default_value = "device")]
@@ -188,10 +207,14 @@ pub enum PeerCmd {
     Resume,
     /// Stop playback.
     Stop,
-    /// Delete NAME network-wide.
-    Remove { name: String },
+    /// Delete NAME network-wide, every copy.
+    Remove {
+        /// The track to delete.
+        name: String,
+    },
     /// Every track in the network.
     Ls {
+        /// Print the tracks as JSON (SPEC's `ls --json`).
         #[arg(long)]
         json: bool,
     },
@@ -200,9 +223,15 @@ pub enum PeerCmd {
     Down,
 }
 
-/// Parses one shell line (`push song a.mp3`) with the same grammar as the subcommands.
+// One shell line (`push song a.mp3`), parsed with the same grammar as the subcommands.
 #[derive(Parser, Debug)]
-#[command(name = "", no_binary_name = true, disable_version_flag = true)]
+#[command(
+    name = "",
+    no_binary_name = true,
+    disable_version_flag = true,
+    about = "A command of the meff shell",
+    override_usage = "COMMAND [ARGS]"
+)]
 pub struct ShellLine {
     #[command(subcommand)]
     pub cmd: PeerCmd,

@@ -93,12 +93,8 @@ pub fn serve(node: Node) -> Result<ControlServer> {
             };
             if !caller_allowed(&stream) {
                 tracing::warn!("control socket: refused a client of another user");
-                let mut s = stream;
-                let msg = Line::Err(
-                    "error: this peer belongs to another user; only its owner (or root) may control it".into(),
-                );
-                let _ = write_line_to(&mut s, &msg).await;
-                let _ = write_line_to(&mut s, &Line::Exit(1)).await;
+                tokio::spawn(refuse(stream));
+                drop(permit);
                 continue;
             }
             let n = node.clone();
@@ -125,6 +121,20 @@ impl ControlServer {
         let all = self.slots.acquire_many(MAX_CLIENTS as u32);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), all).await;
     }
+}
+
+/// Answers a client of another user with one error line, after reading its request so it
+/// is not cut off mid-write (it would see a broken pipe instead of the reason).
+async fn refuse(stream: UnixStream) {
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::new(rd.take(MAX_REQUEST as u64));
+    let mut line = String::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), rd.read_line(&mut line)).await;
+    let msg = Line::Err(
+        "error: this peer belongs to another user; only its owner (or root) may control it".into(),
+    );
+    let _ = write_line(&mut wr, &msg).await;
+    let _ = write_line(&mut wr, &Line::Exit(1)).await;
 }
 
 async fn handle(node: Node, stream: UnixStream) -> Result<()> {
@@ -196,13 +206,6 @@ fn stop_for_gone_client(node: &Node, plays: bool, task: &tokio::task::JoinHandle
 }
 
 async fn write_line(wr: &mut tokio::net::unix::OwnedWriteHalf, l: &Line) -> Result<()> {
-    let mut s = serde_json::to_string(l)?;
-    s.push('\n');
-    wr.write_all(s.as_bytes()).await?;
-    Ok(())
-}
-
-async fn write_line_to(wr: &mut UnixStream, l: &Line) -> Result<()> {
     let mut s = serde_json::to_string(l)?;
     s.push('\n');
     wr.write_all(s.as_bytes()).await?;

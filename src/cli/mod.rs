@@ -270,7 +270,15 @@ pub async fn start_peer(
 /// The start lines, printed once the control socket is up: a script that reads
 /// `listening:` can use the peer at once.
 fn announce(node: &Node) {
-    say(&format!("listening: {}", node.local_addr()));
+    // Addresses a friend can dial, not the wildcard the socket is bound to; the public one
+    // joins them in `status` once a peer has seen it.
+    let addrs = node.status().addrs;
+    let shown = if addrs.is_empty() {
+        node.local_addr().to_string()
+    } else {
+        addrs.join(", ")
+    };
+    say(&format!("listening: {shown}"));
     if node.created_network() {
         say(&format!("invite: {}", node.ticket().encode()));
     }

@@ -77,6 +77,12 @@ impl Node {
         }
     }
 
+    /// QUIC connections open on this peer's endpoint (one per linked peer once duplicates
+    /// from simultaneous dials are closed).
+    pub fn open_connections(&self) -> usize {
+        self.inner.endpoint.open_connections()
+    }
+
     pub fn replicas(&self) -> usize {
         self.inner.cfg.replicas.max(1)
     }
