@@ -4,6 +4,7 @@
 pub mod audio;
 pub mod cli;
 pub mod demo;
+pub mod fuzzing;
 pub mod id;
 pub mod mesh;
 pub mod net;

@@ -13,7 +13,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tracing::debug;
 
 pub const SOCKET_NAME: &str = "control.sock";
-const MAX_REQUEST: usize = 64 * 1024;
+pub const MAX_REQUEST: usize = 64 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
