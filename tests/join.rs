@@ -102,3 +102,21 @@ fn the_demo_streams_every_time() {
         assert!(std::fs::metadata(&wav).unwrap().len() > 1_000_000);
     }
 }
+
+/// The Quick start as a user runs it with no sound card: real time on the null clock, and
+/// the streaming path writes nothing to disk (the demo's peers are not counted as the stream).
+#[test]
+fn the_demo_on_the_null_clock_writes_nothing_to_disk() {
+    let out = std::process::Command::new(BIN)
+        .args(["demo", "--output", "null"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("0 underruns") && stdout.contains(" 0 bytes written to disk by the stream"),
+        "{stdout}"
+    );
+    assert!(stderr.is_empty(), "the demo printed noise: {stderr}");
+}

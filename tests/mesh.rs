@@ -139,3 +139,27 @@ async fn a_clashing_name_is_refused() {
     assert!(err.contains("already taken"), "unclear error: {err}");
     a.leave().await;
 }
+
+/// One lifecycle: after `leave` returns, nothing of the node keeps running, so its data dir
+/// (lock and database) is free for a new start at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_left_frees_its_data_dir_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(&["a", "b", "c"], dir.path(), |_| {}).await;
+    let f = fixture("tone.ogg");
+    nodes[1].push("t", &f, |_, _| {}).await.unwrap();
+    let mut nodes = nodes;
+    let b = nodes.remove(1);
+    b.leave().await;
+    assert_eq!(b.running_tasks(), 0, "tasks outlived leave()");
+    drop(b);
+    let again = Node::start(config("b", dir.path())).await;
+    assert!(
+        again.is_ok(),
+        "restart on the data dir right after leave: {:#}",
+        again.err().unwrap()
+    );
+    let again = again.unwrap();
+    again.leave().await;
+    leave_all(&nodes).await;
+}

@@ -18,10 +18,17 @@ async fn mesh(n: usize, base: &Path, replicas: usize) -> Vec<Node> {
     common::mesh(&names, base, |cfg| cfg.replicas = replicas).await
 }
 
+/// Reads a WAV output as f32, whether 16-bit PCM (16-bit sources) or float (the others).
 fn read_wav_f32(path: &Path) -> (u32, u16, Vec<f32>) {
     let mut r = hound::WavReader::open(path).unwrap();
     let spec = r.spec();
-    let samples: Vec<f32> = r.samples::<f32>().map(|s| s.unwrap()).collect();
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Int => r
+            .samples::<i16>()
+            .map(|s| f32::from(s.unwrap()) / 32768.0)
+            .collect(),
+        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.unwrap()).collect(),
+    };
     (spec.sample_rate, spec.channels, samples)
 }
 
@@ -175,6 +182,85 @@ async fn a_corrupt_holder_is_skipped_while_streaming() {
     leave_all(&nodes).await;
 }
 
+fn corrupt_copy(n: &Node, content: &[u8], at: usize) {
+    let hash = blake3::hash(content).to_hex().to_string();
+    let blob = n.data_dir().join("blobs").join(&hash);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[at] ^= 0x55;
+    std::fs::write(&blob, &bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_copy_corrupt_fails_with_a_count_and_every_source_in_the_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(4, dir.path(), 3).await;
+    // A third 64 KiB chunk that is bad everywhere: playback starts, then every source fails.
+    let track = dir.path().join("w-src.wav");
+    synth_wav(&track, 3, 8_000);
+    let wav = std::fs::read(&track).unwrap();
+    let holders = nodes[0].push("w", &track, |_, _| {}).await.unwrap();
+    assert_eq!(holders.len(), 3);
+    for h in &holders {
+        corrupt_copy(nodes.iter().find(|n| n.id() == *h).unwrap(), &wav, 150_000);
+    }
+    let listener = nodes.iter().find(|n| !holders.contains(&n.id())).unwrap();
+    wait_listed(listener, "w").await;
+    assert!(
+        wait_for(Duration::from_secs(3), || listener.ls()[0].replicas == 3)
+            .await
+            .is_some()
+    );
+    let out = dir.path().join("w.wav");
+    let stats = listener
+        .stream("w", OutputKind::Wav(out), Instant::now(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        stats.failed.as_deref(),
+        Some("no intact copy of 'w' reachable (3 corrupt, 0 unreachable)")
+    );
+    assert_eq!(stats.sources.len(), 3, "{:?}", stats.sources);
+    assert_eq!(stats.failovers, 2);
+    // The corrupt copies stop counting as replicas.
+    assert!(
+        wait_for(Duration::from_secs(5), || listener.ls()[0].replicas == 0)
+            .await
+            .is_some(),
+        "replicas: {}",
+        listener.ls()[0].replicas
+    );
+
+    // Two corrupt copies and a holder that is gone.
+    let flac = std::fs::read(fixture("tone.flac")).unwrap();
+    let holders = nodes[0]
+        .push("g", &fixture("tone.flac"), |_, _| {})
+        .await
+        .unwrap();
+    let listener = nodes.iter().find(|n| !holders.contains(&n.id())).unwrap();
+    wait_listed(listener, "g").await;
+    assert!(
+        wait_for(Duration::from_secs(3), || listener
+            .ls()
+            .iter()
+            .any(|l| l.name == "g" && l.replicas == 3))
+        .await
+        .is_some()
+    );
+    for h in &holders[..2] {
+        corrupt_copy(nodes.iter().find(|n| n.id() == *h).unwrap(), &flac, 100);
+    }
+    let gone = nodes.iter().find(|n| n.id() == holders[2]).unwrap();
+    gone.abort();
+    let err = listener.get("g", None, dir.path()).await.unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        "no intact copy of 'g' reachable (2 corrupt, 1 unreachable)"
+    );
+    for n in nodes.iter().filter(|n| n.id() != gone.id()) {
+        n.leave().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_live_holder_fails_within_a_few_seconds() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,7 +281,11 @@ async fn no_live_holder_fails_within_a_few_seconds() {
     let r = listener
         .stream("lonely", OutputKind::Null, Instant::now(), |_| {})
         .await;
-    let err = format!("{:#}", r.unwrap_err());
+    // A failed stream still reports what it tried; the command turns `failed` into its error.
+    let err = match r {
+        Ok(stats) => stats.failed.expect("a stream with no live holder failed"),
+        Err(e) => format!("{e:#}"),
+    };
     assert!(
         t0.elapsed() < Duration::from_secs(8),
         "took {:?}",

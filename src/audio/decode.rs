@@ -38,6 +38,7 @@ pub(crate) struct PacketSource<'s> {
     sample_rate: u32,
     channels: u16,
     duration_s: Option<f64>,
+    pcm16: bool,
 }
 
 impl<'s> PacketSource<'s> {
@@ -86,7 +87,12 @@ impl<'s> PacketSource<'s> {
                 _ => None,
             },
         };
+        // Integer PCM of at most 16 bits (wav, flac, alac at 16): a WAV output of it is 16-bit
+        // PCM, lossless and readable by every tool; lossy and float sources stay float.
+        let pcm16 = params.bits_per_sample.is_some_and(|b| b <= 16)
+            && !matches!(codec_name(params.codec), "mp3" | "vorbis" | "aac");
         Ok(PacketSource {
+            pcm16,
             codec: codec_name(params.codec),
             track_id: track.id,
             format,
@@ -100,6 +106,11 @@ impl<'s> PacketSource<'s> {
     /// Short codec name: "mp3", "flac", "vorbis", "wav", "aac", …
     pub(crate) fn codec(&self) -> &'static str {
         self.codec
+    }
+
+    /// Whether the source is integer PCM of at most 16 bits.
+    pub(crate) fn pcm16(&self) -> bool {
+        self.pcm16
     }
 
     /// Sample rate; 0 until known (some containers only say after the first packet).

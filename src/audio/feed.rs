@@ -32,6 +32,8 @@ pub(crate) struct TrackSpec {
     pub duration_s: f64,
     pub out_rate: u32,
     pub out_channels: u16,
+    /// The source is integer PCM of at most 16 bits (a WAV output is then 16-bit too).
+    pub pcm16: bool,
 }
 
 pub(crate) type Ready = Result<(TrackSpec, Consumer<f32>)>;
@@ -121,6 +123,7 @@ fn run<R: Read + Send + Sync + 'static>(
         duration_s: packets.declared_duration_s().unwrap_or(0.0),
         out_rate,
         out_channels,
+        pcm16: packets.pcm16(),
     };
     let mut resampler = if out_rate != rate {
         match StreamResampler::new(rate, out_rate, usize::from(out_channels)) {

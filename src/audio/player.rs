@@ -104,7 +104,12 @@ pub fn play_from_reader<R: Read + Send + Sync + 'static>(
 
     let result = match output {
         OutputKind::Wav(path) => {
-            wav_out::run(&path, consumer, spec.out_rate, spec.out_channels, &ctx)
+            let format = wav_out::WavFormat {
+                rate: spec.out_rate,
+                channels: spec.out_channels,
+                pcm16: spec.pcm16,
+            };
+            wav_out::run(&path, consumer, format, &ctx)
         }
         OutputKind::Null => {
             let consumer = prebuffer(consumer, &spec, &ctx);

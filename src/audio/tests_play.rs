@@ -80,13 +80,41 @@ impl Read for NetReader {
     }
 }
 
+/// Reads a WAV output, 16-bit PCM or float, as f32.
 fn read_wav(path: &std::path::Path) -> (u32, u16, Vec<f32>) {
     let mut r = hound::WavReader::open(path).unwrap();
     let spec = r.spec();
-    assert_eq!(spec.sample_format, hound::SampleFormat::Float);
-    assert_eq!(spec.bits_per_sample, 32);
-    let samples = r.samples::<f32>().map(|s| s.unwrap()).collect();
+    let samples = match spec.sample_format {
+        hound::SampleFormat::Int => r
+            .samples::<i16>()
+            .map(|s| f32::from(s.unwrap()) / 32768.0)
+            .collect(),
+        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.unwrap()).collect(),
+    };
     (spec.sample_rate, spec.channels, samples)
+}
+
+/// 16-bit plain PCM (format tag 1, which Python's `wave` and every tool read) for 16-bit
+/// and narrower sources (the flac and wav fixtures), 32-bit float for lossy ones.
+fn assert_wav_format(path: &std::path::Path, fixture_name: &str) {
+    let spec = hound::WavReader::open(path).unwrap().spec();
+    let header = std::fs::read(path).unwrap();
+    if fixture_name.ends_with(".flac") || fixture_name.ends_with(".wav") {
+        assert_eq!(
+            spec.sample_format,
+            hound::SampleFormat::Int,
+            "{fixture_name}"
+        );
+        assert_eq!(spec.bits_per_sample, 16, "{fixture_name}");
+        assert_eq!(&header[20..22], &[1, 0], "{fixture_name}: format tag");
+    } else {
+        assert_eq!(
+            spec.sample_format,
+            hound::SampleFormat::Float,
+            "{fixture_name}"
+        );
+        assert_eq!(spec.bits_per_sample, 32, "{fixture_name}");
+    }
 }
 
 #[test]
@@ -112,6 +140,7 @@ fn wav_output_matches_decode_all() {
             expected.len(),
             "{name}"
         );
+        assert_wav_format(&path, name);
         let (wrate, wch, got) = read_wav(&path);
         assert_eq!((wrate, wch), (rate, ch), "{name}");
         assert_eq!(got.len(), expected.len(), "{name}");

@@ -1,6 +1,7 @@
 //! The WAV output: the decoded PCM at the track's own rate and channel count, written as
-//! fast as it is decoded. Samples are 32-bit IEEE float, so the file holds exactly what the
-//! decoder produced (handy for comparing outputs).
+//! fast as it is decoded. A source of 16-bit (or narrower) integer PCM is written as 16-bit
+//! PCM, which every tool reads and which holds its samples exactly; other sources (lossy
+//! codecs, float or 24-bit PCM) as 32-bit IEEE float, which holds what the decoder produced.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -11,14 +12,25 @@ use rtrb::Consumer;
 
 use super::shared::Ctx;
 
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WavFormat {
+    pub rate: u32,
+    pub channels: u16,
+    pub pcm16: bool,
+}
+
 /// Drains the ring into `path` until the decoder is done (or the control is stopped).
 pub(crate) fn run(
     path: &Path,
     mut consumer: Consumer<f32>,
-    rate: u32,
-    channels: u16,
+    format: WavFormat,
     ctx: &Ctx<'_>,
 ) -> Result<()> {
+    let WavFormat {
+        rate,
+        channels,
+        pcm16,
+    } = format;
     let Ctx {
         dec,
         out,
@@ -28,8 +40,12 @@ pub(crate) fn run(
     let spec = hound::WavSpec {
         channels,
         sample_rate: rate,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
+        bits_per_sample: if pcm16 { 16 } else { 32 },
+        sample_format: if pcm16 {
+            hound::SampleFormat::Int
+        } else {
+            hound::SampleFormat::Float
+        },
     };
     let fail = |e: hound::Error| anyhow!("cannot write {}: {e}", path.display());
     let mut writer = hound::WavWriter::create(path, spec).map_err(fail)?;
@@ -56,8 +72,16 @@ pub(crate) fn run(
         }
         if let Ok(chunk) = consumer.read_chunk(n) {
             let (a, b) = chunk.as_slices();
-            for &s in a.iter().chain(b) {
-                writer.write_sample(s).map_err(fail)?;
+            if pcm16 {
+                // Decoded 16-bit samples are k/32768 exactly: this gives k back.
+                for &s in a.iter().chain(b) {
+                    let k = (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
+                    writer.write_sample(k).map_err(fail)?;
+                }
+            } else {
+                for &s in a.iter().chain(b) {
+                    writer.write_sample(s).map_err(fail)?;
+                }
             }
             chunk.commit_all();
         }

@@ -146,7 +146,7 @@ fn stats_format(s: Option<&str>) -> Result<bool, CmdError> {
 }
 
 fn report_playback(name: &str, s: &StreamStats, json: bool, out: &Output) -> Result<(), CmdError> {
-    if let Some(why) = &s.ended_early {
+    if let Some(why) = s.ended_early.as_ref().filter(|_| s.failed.is_none()) {
         out.err(format!("warning: {name}: {why}"));
     }
     if s.skipped_packets > 0 {
@@ -167,7 +167,10 @@ fn report_playback(name: &str, s: &StreamStats, json: bool, out: &Output) -> Res
             s.failovers
         ));
     }
-    Ok(())
+    match &s.failed {
+        Some(why) => Err(CmdError::failed(why.clone())),
+        None => Ok(()),
+    }
 }
 
 fn resolve(cwd: &Path, p: &Path) -> std::path::PathBuf {

@@ -272,13 +272,28 @@ pub async fn start_peer(
 fn announce(node: &Node) {
     // Addresses a friend can dial, not the wildcard the socket is bound to; the public one
     // joins them in `status` once a peer has seen it.
-    let addrs = node.status().addrs;
+    let addrs = node.addrs();
     let shown = if addrs.is_empty() {
         node.local_addr().to_string()
     } else {
         addrs.join(", ")
     };
     say(&format!("listening: {shown}"));
+    // The address peers see us at (behind a NAT, the one a friend elsewhere dials) is learned
+    // from the first handshakes: say it when it comes.
+    let n = node.clone();
+    tokio::spawn(async move {
+        let mut known = addrs;
+        while !n.is_stopped() {
+            for a in n.addrs() {
+                if !known.contains(&a) {
+                    say(&format!("public address: {a} (as peers see it)"));
+                    known.push(a);
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
     if node.created_network() {
         say(&format!("invite: {}", node.ticket().encode()));
     }

@@ -13,7 +13,6 @@ use anyhow::{Result, anyhow, bail};
 use futures_util::FutureExt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -91,7 +90,7 @@ impl Node {
             Ok((s, r)) => {
                 let node = self.clone();
                 let c = conn.clone();
-                tokio::spawn(async move { node.run_heartbeats(peer, c, s, r, None).await });
+                self.spawn_task(async move { node.run_heartbeats(peer, c, s, r, None).await });
             }
             Err(e) => {
                 conn.close(close_code::PROTOCOL.into(), b"no heartbeat stream");
@@ -153,7 +152,7 @@ impl Node {
 
     pub(crate) fn spawn_accept_loop(&self) {
         let node = self.clone();
-        tokio::spawn(async move {
+        self.spawn_task(async move {
             loop {
                 let incoming = tokio::select! {
                     _ = node.inner.shutdown.cancelled() => break,
@@ -161,7 +160,7 @@ impl Node {
                 };
                 let Some(incoming) = incoming else { break };
                 let n = node.clone();
-                tokio::spawn(async move {
+                node.spawn_task(async move {
                     if let Err(e) = n.accept_one(incoming).await {
                         debug!("incoming connection failed: {e:#}");
                     }
@@ -289,8 +288,12 @@ impl Node {
         conn: quinn::Connection,
         dialer: PeerId,
         incarnation: u64,
-    ) -> Option<mpsc::UnboundedReceiver<Msg>> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    ) -> Option<super::control_queue::ControlRx> {
+        let closer = conn.clone();
+        let (tx, rx) = super::control_queue::control_queue(move || {
+            warn!("a peer does not read its control stream; closing the link");
+            closer.close(close_code::PROTOCOL.into(), b"control stream not read");
+        });
         let mut st = self.state();
         if let Some(cur) = st.links.get(&peer) {
             let cur_open = cur.conn.close_reason().is_none();
@@ -337,19 +340,19 @@ impl Node {
         conn: quinn::Connection,
         send: quinn::SendStream,
         recv: quinn::RecvStream,
-        rx: mpsc::UnboundedReceiver<Msg>,
+        rx: super::control_queue::ControlRx,
     ) {
         // Queued before the reader starts, so our digest precedes any reply to theirs.
         self.open_sync(peer);
-        tokio::spawn(Self::run_control_writer(send, rx));
+        self.spawn_task(Self::run_control_writer(send, rx));
         let node = self.clone();
         let c = conn.clone();
-        tokio::spawn(async move { node.run_control_reader(peer, c, recv).await });
+        self.spawn_task(async move { node.run_control_reader(peer, c, recv).await });
         let node = self.clone();
         let c = conn.clone();
-        tokio::spawn(async move { node.run_stream_dispatch(peer, c).await });
+        self.spawn_task(async move { node.run_stream_dispatch(peer, c).await });
         let node = self.clone();
-        tokio::spawn(async move {
+        self.spawn_task(async move {
             let err = conn.closed().await;
             // A tunnel outliving its connection would keep a relay slot taken for nothing.
             if is_relay_addr(&conn.remote_address()) {
@@ -360,7 +363,10 @@ impl Node {
     }
 
     /// The only writer of the control stream after the handshake: frames never interleave.
-    async fn run_control_writer(mut send: quinn::SendStream, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    async fn run_control_writer(
+        mut send: quinn::SendStream,
+        mut rx: super::control_queue::ControlRx,
+    ) {
         while let Some(msg) = rx.recv().await {
             if frame::write_frame(&mut send, &msg).await.is_err() {
                 break;
@@ -409,7 +415,7 @@ impl Node {
             };
             let node = self.clone();
             let c = conn.clone();
-            tokio::spawn(async move {
+            self.spawn_task(async move {
                 let first = tokio::time::timeout(
                     HANDSHAKE_TIMEOUT,
                     frame::read_frame_of(&mut recv, Some(crate::net::msg::STREAM_OPENERS)),
@@ -442,7 +448,7 @@ impl Node {
         }
         let node = self.clone();
         let c = conn.clone();
-        let writer = tokio::spawn(async move {
+        let writer = self.inner.tasks.spawn(async move {
             let mut seq = 0u64;
             let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
             loop {

@@ -7,7 +7,7 @@ use crate::id::PeerId;
 use crate::net::frame;
 use crate::net::msg::Msg;
 use crate::store::catalog::{CatalogEntry, verify_chunk};
-use anyhow::{Result, anyhow, bail};
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -22,6 +22,53 @@ pub struct FetchReport {
     pub sources: Vec<PeerId>,
     pub failovers: u64,
     pub bytes: u64,
+}
+
+/// A fetch that could not finish, with what it used on the way (stats count every source).
+#[derive(Debug)]
+pub struct FetchFailed {
+    pub report: FetchReport,
+    pub msg: String,
+}
+
+impl std::fmt::Display for FetchFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for FetchFailed {}
+
+/// Why one source could not serve: a copy that is not the track's bytes, or a path that
+/// failed (gone, stalled, refused).
+#[derive(Debug)]
+pub(crate) enum SourceError {
+    Corrupt(String),
+    Unreachable(String),
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceError::Corrupt(m) | SourceError::Unreachable(m) => f.write_str(m),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for SourceError {
+    fn from(e: E) -> Self {
+        SourceError::Unreachable(format!("{:#}", e.into()))
+    }
+}
+
+/// What a holder answers for a blob it deleted because its copy was corrupt.
+pub(crate) const REASON_CORRUPT: &str = "its copy was corrupt and is gone";
+
+/// The stream reset code a holder uses when its own copy fails verification.
+pub(crate) const RESET_CORRUPT: u32 = 1;
+
+fn unreachable(msg: impl Into<String>) -> SourceError {
+    SourceError::Unreachable(msg.into())
 }
 
 enum Outcome {
@@ -63,24 +110,30 @@ impl Node {
         tx: mpsc::Sender<Vec<u8>>,
         local_first: bool,
         on_source: impl Fn(PeerId),
-    ) -> Result<FetchReport> {
+    ) -> Result<FetchReport, FetchFailed> {
         let mut report = FetchReport::default();
         let mut offset = 0u64;
         if entry.size == 0 {
             return Ok(report);
         }
+        let mut corrupt: BTreeSet<PeerId> = BTreeSet::new();
+        let mut failed: BTreeSet<PeerId> = BTreeSet::new();
         if local_first && self.inner.blobs.has(&entry.hash) {
             on_source(self.id());
+            report.sources.push(self.id());
             match self.read_local(entry, &tx, &mut offset).await {
                 Ok(Outcome::Done) | Ok(Outcome::Cancelled) => {
-                    report.sources.push(self.id());
                     report.bytes = offset;
                     return Ok(report);
                 }
-                Err(e) => warn!("local copy of {} unusable: {e:#}", entry.name),
+                Err(e) => {
+                    warn!("local copy of {} unusable: {e}", entry.name);
+                    if matches!(e, SourceError::Corrupt(_)) {
+                        corrupt.insert(self.id());
+                    }
+                }
             }
         }
-        let mut last_err = String::from("no holder of this track is reachable");
         for _ in 0..ROUNDS {
             let sources = self.sources_for(entry);
             for src in sources {
@@ -102,14 +155,39 @@ impl Node {
                         return Ok(report);
                     }
                     Err(e) => {
-                        info!("source {} failed at byte {offset}: {e:#}", src.short());
-                        last_err = format!("{e:#}");
+                        info!("source {} failed at byte {offset}: {e}", src.short());
+                        if matches!(e, SourceError::Corrupt(_)) {
+                            corrupt.insert(src);
+                        } else {
+                            failed.insert(src);
+                        }
                     }
                 }
             }
+            // Every holder left is one whose copy is known bad: another round cannot help.
+            if self.sources_for(entry).iter().all(|p| corrupt.contains(p)) {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        bail!("cannot fetch '{}': {last_err}", entry.name)
+        report.bytes = offset;
+        // Holders we know of and sources that failed us, less the ones found corrupt.
+        let mut holders: BTreeSet<PeerId> = self
+            .known_holders()
+            .get(&entry.hash)
+            .cloned()
+            .unwrap_or_default();
+        holders.remove(&self.id());
+        holders.extend(failed);
+        let unreachable = holders.iter().filter(|p| !corrupt.contains(p)).count();
+        Err(FetchFailed {
+            report,
+            msg: format!(
+                "no intact copy of '{}' reachable ({} corrupt, {unreachable} unreachable)",
+                entry.name,
+                corrupt.len()
+            ),
+        })
     }
 
     async fn read_local(
@@ -117,7 +195,7 @@ impl Node {
         entry: &CatalogEntry,
         tx: &mpsc::Sender<Vec<u8>>,
         offset: &mut u64,
-    ) -> Result<Outcome> {
+    ) -> Result<Outcome, SourceError> {
         let mut f = tokio::fs::File::open(self.inner.blobs.path(&entry.hash)).await?;
         let chunk = entry.chunk_size as usize;
         for (i, _) in entry.chunk_hashes.iter().enumerate() {
@@ -126,7 +204,9 @@ impl Node {
             f.read_exact(&mut buf).await?;
             if !verify_chunk(entry, i, &buf) {
                 self.drop_blob_if_corrupt(&entry.hash);
-                bail!("chunk {i} does not match its hash");
+                return Err(SourceError::Corrupt(format!(
+                    "chunk {i} does not match its hash"
+                )));
             }
             *offset += want as u64;
             if tx.send(buf).await.is_err() {
@@ -142,11 +222,11 @@ impl Node {
         entry: &CatalogEntry,
         tx: &mpsc::Sender<Vec<u8>>,
         offset: &mut u64,
-    ) -> Result<Outcome> {
+    ) -> Result<Outcome, SourceError> {
         let conn = self.link_conn(&src)?;
         let (mut send, mut recv) = tokio::time::timeout(STALL, conn.open_bi())
             .await
-            .map_err(|_| anyhow!("no stream within {STALL:?}"))??;
+            .map_err(|_| unreachable(format!("no stream within {STALL:?}")))??;
         frame::write_frame(
             &mut send,
             &Msg::Fetch {
@@ -159,12 +239,32 @@ impl Node {
         match tokio::time::timeout(STALL * 2, frame::read_frame(&mut recv)).await {
             Ok(Ok(Msg::FetchOk { size })) if size == entry.size => {}
             Ok(Ok(Msg::FetchOk { size })) => {
-                bail!("holder has {size} bytes, catalog says {}", entry.size)
+                return Err(SourceError::Corrupt(format!(
+                    "holder has {size} bytes, catalog says {}",
+                    entry.size
+                )));
             }
-            Ok(Ok(Msg::Failed { reason })) => bail!("holder refused: {reason}"),
-            Ok(Ok(other)) => bail!("unexpected {}", other.name()),
-            Ok(Err(e)) => bail!("{e}"),
-            Err(_) => bail!("no answer within {:?}", STALL * 2),
+            Ok(Ok(Msg::Failed { reason })) if reason.contains(REASON_CORRUPT) => {
+                return Err(SourceError::Corrupt(reason));
+            }
+            Ok(Ok(Msg::Failed { reason })) => {
+                return Err(unreachable(format!("holder refused: {reason}")));
+            }
+            Ok(Ok(other)) => return Err(unreachable(format!("unexpected {}", other.name()))),
+            Ok(Err(e)) => {
+                // A holder that finds its copy corrupt resets the stream, which can reach us
+                // before its FetchOk does.
+                let reset = tokio::time::timeout(Duration::from_millis(200), recv.received_reset());
+                if let Ok(Ok(Some(code))) = reset.await
+                    && code.into_inner() == u64::from(RESET_CORRUPT)
+                {
+                    return Err(SourceError::Corrupt(
+                        "the holder found its copy corrupt".into(),
+                    ));
+                }
+                return Err(unreachable(e.to_string()));
+            }
+            Err(_) => return Err(unreachable(format!("no answer within {:?}", STALL * 2))),
         }
         let chunk = entry.chunk_size as u64;
         let mut index = (*offset / chunk) as usize;
@@ -177,13 +277,22 @@ impl Node {
             while filled < want {
                 match tokio::time::timeout(STALL, recv.read(&mut buf[filled..])).await {
                     Ok(Ok(Some(n))) => filled += n,
-                    Ok(Ok(None)) => bail!("source ended the stream early"),
-                    Ok(Err(e)) => bail!("{e}"),
-                    Err(_) => bail!("stalled for {STALL:?}"),
+                    Ok(Ok(None)) => return Err(unreachable("source ended the stream early")),
+                    Ok(Err(quinn::ReadError::Reset(code)))
+                        if code.into_inner() == u64::from(RESET_CORRUPT) =>
+                    {
+                        return Err(SourceError::Corrupt(
+                            "the holder found its copy corrupt".into(),
+                        ));
+                    }
+                    Ok(Err(e)) => return Err(unreachable(e.to_string())),
+                    Err(_) => return Err(unreachable(format!("stalled for {STALL:?}"))),
                 }
             }
             if !verify_chunk(entry, index, &buf) {
-                bail!("chunk {index} does not match its hash");
+                return Err(SourceError::Corrupt(format!(
+                    "chunk {index} does not match its hash"
+                )));
             }
             *offset += want as u64;
             index += 1;

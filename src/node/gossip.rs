@@ -146,7 +146,7 @@ impl Node {
         }
         for (id, addrs) in punch {
             let node = self.clone();
-            tokio::spawn(async move {
+            self.spawn_task(async move {
                 if let Err(e) = node.dial(addrs, Some(id)).await {
                     tracing::debug!("dial to new addresses of {} failed: {e:#}", id.short());
                 }
@@ -215,7 +215,7 @@ impl Node {
 
     pub(crate) fn spawn_maintenance(&self) {
         let node = self.clone();
-        tokio::spawn(async move {
+        self.spawn_task(async move {
             let mut tick = tokio::time::interval(TICK);
             let mut last_gossip = Instant::now();
             let mut last_repair = Instant::now();
@@ -334,7 +334,7 @@ impl Node {
                 // A direct dial that has not answered within a second is unlikely to: start
                 // through a relay meanwhile. If the direct one lands later, it replaces it.
                 let node = self.clone();
-                tokio::spawn(async move {
+                self.spawn_task(async move {
                     tokio::time::sleep(RELAY_AFTER).await;
                     if !node.is_connected(&id)
                         && let Err(e) = node.dial_via_relay(id).await
@@ -344,7 +344,7 @@ impl Node {
                 });
             }
             let node = self.clone();
-            tokio::spawn(async move {
+            self.spawn_task(async move {
                 if let Err(e) = node.dial(addrs, Some(id)).await {
                     tracing::debug!("direct dial to {} failed: {e:#}", id.short());
                 }
@@ -425,6 +425,16 @@ impl Node {
             .close(close_code::LEAVE.into(), b"peer left");
         let _ = self.inner.left.set(handed);
         self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(3), self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                "{} tasks still running after leaving",
+                self.inner.tasks.len()
+            );
+        }
         Some(handed)
     }
 }

@@ -90,7 +90,7 @@ impl Node {
         let gap = (rtt * 2).max(Duration::from_millis(20));
         for attempt in 0..PUNCH_ATTEMPTS {
             let node = self.clone();
-            tokio::spawn(async move {
+            self.spawn_task(async move {
                 tokio::time::sleep(gap * attempt).await;
                 if node.is_connected_directly(&peer) {
                     return;

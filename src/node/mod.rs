@@ -3,12 +3,14 @@
 //! its methods.
 
 mod conn;
+mod control_queue;
 mod fetch;
 mod gossip;
 mod introduce;
 mod lock;
 mod relay;
 mod repair_task;
+mod scrub;
 pub mod status;
 pub mod storage;
 pub mod stream;
@@ -19,7 +21,6 @@ use crate::mesh::liveness::{Liveness, LivenessConfig};
 use crate::mesh::membership::{MemberRecord, Table};
 use crate::net::auth::{NetworkKey, new_network_key};
 use crate::net::identity::Identity;
-use crate::net::msg::Msg;
 use crate::net::relay_socket::{RelayHub, RelaySocket};
 use crate::net::ticket::Ticket;
 use crate::net::tls;
@@ -32,7 +33,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Application close codes, so the other side can tell why a connection ended.
@@ -93,7 +93,7 @@ pub(crate) struct PeerLink {
     pub conn: quinn::Connection,
     pub dialer: PeerId,
     pub incarnation: u64,
-    pub control: mpsc::UnboundedSender<Msg>,
+    pub control: control_queue::ControlTx,
 }
 
 pub(crate) struct State {
@@ -127,6 +127,9 @@ pub(crate) struct State {
     /// Peers whose catalog digest differed from ours: their full catalog is on its way, and
     /// applying it completes our first sync.
     pub sync_pending: HashSet<PeerId>,
+    /// Blobs we deleted because our copy was corrupt: a fetch for one is told so, not just
+    /// "not held", so the asker can say how many copies were bad.
+    pub corrupt_dropped: HashSet<Hash>,
 }
 
 pub(crate) struct Inner {
@@ -153,6 +156,9 @@ pub(crate) struct Inner {
     pub sync_deadline: Instant,
     /// Set by a graceful leave: how many tracks it handed off.
     pub left: std::sync::OnceLock<usize>,
+    /// Every task the node spawns: `leave` waits for them, so nothing outlives the node
+    /// (its state, its database and its data-dir lock go with the last one).
+    pub tasks: tokio_util::task::TaskTracker,
     _lock: lock::DataDirLock,
 }
 
@@ -283,6 +289,7 @@ impl Node {
                     punched: HashMap::new(),
                     upgrade_tries: HashMap::new(),
                     sync_pending: HashSet::new(),
+                    corrupt_dropped: HashSet::new(),
                 }),
                 shutdown: CancellationToken::new(),
                 created_network,
@@ -296,11 +303,13 @@ impl Node {
                 synced: tokio::sync::watch::Sender::new(alone && cfg_join_none),
                 sync_deadline: Instant::now() + SYNC_WAIT,
                 left: std::sync::OnceLock::new(),
+                tasks: tokio_util::task::TaskTracker::new(),
                 _lock: lock,
             }),
         };
         node.spawn_accept_loop();
         node.spawn_maintenance();
+        node.spawn_scrub();
 
         if let Some(join) = node.inner.cfg.join.clone() {
             let (addrs, expected) = match join {
@@ -369,6 +378,23 @@ impl Node {
 
     pub fn is_stopped(&self) -> bool {
         self.inner.shutdown.is_cancelled()
+    }
+
+    /// Spawns a background task of this node: it ends when the node stops, whatever it is
+    /// waiting for, and `leave` waits for it.
+    pub(crate) fn spawn_task(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        let stop = self.inner.shutdown.clone();
+        self.inner.tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = fut => {}
+            }
+        });
+    }
+
+    /// Background tasks of this node still running (0 once `leave` has returned).
+    pub fn running_tasks(&self) -> usize {
+        self.inner.tasks.len()
     }
 
     /// After a graceful leave: how many tracks it handed off.

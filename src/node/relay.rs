@@ -83,7 +83,7 @@ impl Node {
         mut rx: mpsc::Receiver<Vec<u8>>,
     ) {
         let hub = self.inner.relay_hub.clone();
-        let writer = tokio::spawn(async move {
+        let writer = self.inner.tasks.spawn(async move {
             while let Some(p) = rx.recv().await {
                 let mut framed = Vec::with_capacity(p.len() + 2);
                 framed.extend_from_slice(&(p.len() as u16).to_be_bytes());
@@ -94,7 +94,7 @@ impl Node {
             }
         });
         let hub2 = Arc::clone(&hub);
-        tokio::spawn(async move {
+        self.spawn_task(async move {
             let mut len = [0u8; 2];
             loop {
                 if recv.read_exact(&mut len).await.is_err() {

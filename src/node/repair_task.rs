@@ -71,7 +71,7 @@ impl Node {
                         continue;
                     };
                     let node = self.clone();
-                    tokio::spawn(async move {
+                    self.spawn_task(async move {
                         let t0 = Instant::now();
                         match node.pull_blob(&entry).await {
                             Ok(()) => info!(
@@ -98,7 +98,10 @@ impl Node {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
         let node = self.clone();
         let e = entry.clone();
-        let fetch = tokio::spawn(async move { node.fetch_verified(&e, tx, false, |_| {}).await });
+        let fetch = self
+            .inner
+            .tasks
+            .spawn(async move { node.fetch_verified(&e, tx, false, |_| {}).await });
         while let Some(chunk) = rx.recv().await {
             w.write(&chunk)?;
         }

@@ -77,6 +77,15 @@ impl Node {
         }
     }
 
+    /// The addresses this peer advertises (local ones, and the public one once a peer saw it).
+    pub fn addrs(&self) -> Vec<String> {
+        self.state()
+            .table
+            .get(&self.id())
+            .map(|r| r.addrs.iter().map(|a| a.to_string()).collect())
+            .unwrap_or_default()
+    }
+
     /// QUIC connections open on this peer's endpoint (one per linked peer once duplicates
     /// from simultaneous dials are closed).
     pub fn open_connections(&self) -> usize {

@@ -420,6 +420,7 @@ impl Node {
         {
             let mut st = self.state();
             st.held.insert(entry.hash);
+            st.corrupt_dropped.remove(&entry.hash);
             st.protected.insert(
                 entry.hash,
                 (
@@ -448,10 +449,16 @@ impl Node {
                 })
                 .unwrap_or(false);
             if !ok {
-                warn!("blob {} is corrupt; deleting it", hex(&hash));
-                node.drop_blob(&hash);
+                node.drop_corrupt_blob(&hash);
             }
         });
+    }
+
+    /// Our copy does not match its hash: delete it, and tell askers it was corrupt.
+    pub(crate) fn drop_corrupt_blob(&self, hash: &Hash) {
+        warn!("blob {} is corrupt; deleting it", hex(hash));
+        self.state().corrupt_dropped.insert(*hash);
+        self.drop_blob(hash);
     }
 
     pub(crate) fn drop_blob(&self, hash: &Hash) {

@@ -33,6 +33,9 @@ pub struct StreamStats {
     pub skipped_packets: u64,
     #[serde(skip)]
     pub ended_early: Option<String>,
+    /// Why the track could not be played to its end (the command then fails).
+    #[serde(skip)]
+    pub failed: Option<String>,
 }
 
 /// What is playing now, for the shell's now-playing line and pause/resume/stop.
@@ -130,7 +133,7 @@ impl Node {
         let node = self.clone();
         let e = entry.clone();
         let fail_slot = failure.clone();
-        let fetch = tokio::spawn(async move {
+        let fetch = self.inner.tasks.spawn(async move {
             // Hold a sender until the failure is recorded, so the reader never sees the end
             // of the channel before it can tell a failure from the end of the track.
             let keep = tx.clone();
@@ -166,19 +169,26 @@ impl Node {
         .map_err(|e| anyhow!("playback thread failed: {e}"));
         // Whatever happened to playback, the fetch has no reader any more.
         control.stop();
-        let report = match fetch.await {
-            Ok(Ok(r)) => Some(r),
-            _ => None,
+        let (report, failed) = match fetch.await {
+            Ok(Ok(r)) => (r, None),
+            Ok(Err(f)) => (f.report, Some(f.msg)),
+            Err(e) => (Default::default(), Some(format!("fetch failed: {e}"))),
         };
         self.clear_now_playing(&control);
-        let stats = played??;
-        let report = report.unwrap_or_default();
-        Ok(self.stream_stats(
-            stats,
+        let played = match (played?, &failed) {
+            // The decoder gave up because its source did, maybe before the first sample: the
+            // source's failure is the reason, and the stats still say what was tried.
+            (Err(_), Some(_)) => PlaybackStats::default(),
+            (played, _) => played?,
+        };
+        let mut stats = self.stream_stats(
+            played,
             &report,
             bytes.load(std::sync::atomic::Ordering::Relaxed),
             disk_before,
-        ))
+        );
+        stats.failed = failed;
+        Ok(stats)
     }
 
     fn clear_now_playing(&self, control: &PlaybackControl) {
@@ -209,6 +219,7 @@ impl Node {
             disk_bytes_written: process_disk_bytes_written().saturating_sub(disk_before),
             skipped_packets: s.skipped_packets,
             ended_early: s.ended_early,
+            failed: None,
         }
     }
 
@@ -224,7 +235,10 @@ impl Node {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(READ_AHEAD_CHUNKS);
         let node = self.clone();
         let e = entry.clone();
-        let fetch = tokio::spawn(async move { node.fetch_verified(&e, tx, true, |_| {}).await });
+        let fetch = self
+            .inner
+            .tasks
+            .spawn(async move { node.fetch_verified(&e, tx, true, |_| {}).await });
         let mut data = Vec::with_capacity(entry.size as usize);
         while let Some(c) = rx.recv().await {
             data.extend_from_slice(&c);

@@ -92,9 +92,13 @@ impl Node {
             .await
             .map_err(|_| anyhow!("shutting down"))?;
         let path = self.inner.blobs.path(&hash);
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|_| anyhow!("blob not held here"))?;
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(_) if self.state().corrupt_dropped.contains(&hash) => {
+                bail!("{}", super::fetch::REASON_CORRUPT)
+            }
+            Err(_) => bail!("blob not held here"),
+        };
         let size = file.metadata().await?.len();
         if offset > size {
             bail!("offset {offset} past the end ({size})");
@@ -125,7 +129,7 @@ impl Node {
                     crate::store::blobs::hex(&hash)
                 );
                 self.drop_blob_if_corrupt(&hash);
-                let _ = send.reset(1u32.into());
+                let _ = send.reset(super::fetch::RESET_CORRUPT.into());
                 bail!("corrupt blob");
             }
             // Unpaced, the chunk goes out in one write; paced, in small steady pieces.

@@ -7,6 +7,8 @@ use anyhow::{Context, Result, bail};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub type Hash = [u8; 32];
 
@@ -25,6 +27,9 @@ fn parse_hex(s: &str) -> Option<Hash> {
 pub struct BlobStore {
     dir: PathBuf,
     tmp: PathBuf,
+    /// Bytes of all stored blobs: counted once at open, then kept as blobs come and go, so
+    /// `status` never scans the directory.
+    bytes: Arc<AtomicU64>,
 }
 
 impl BlobStore {
@@ -38,10 +43,14 @@ impl BlobStore {
                 let _ = std::fs::remove_file(e.path());
             }
         }
-        Ok(BlobStore {
+        let mut store = BlobStore {
             dir: dir.to_path_buf(),
             tmp,
-        })
+            bytes: Arc::new(AtomicU64::new(0)),
+        };
+        let total = store.scan_bytes();
+        store.bytes = Arc::new(AtomicU64::new(total));
+        Ok(store)
     }
 
     pub fn path(&self, h: &Hash) -> PathBuf {
@@ -63,6 +72,10 @@ impl BlobStore {
     }
 
     pub fn total_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn scan_bytes(&self) -> u64 {
         self.list()
             .iter()
             .filter_map(|h| std::fs::metadata(self.path(h)).ok())
@@ -71,7 +84,12 @@ impl BlobStore {
     }
 
     pub fn remove(&self, h: &Hash) {
-        let _ = std::fs::remove_file(self.path(h));
+        let path = self.path(h);
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if std::fs::remove_file(&path).is_ok() {
+            self.bytes
+                .fetch_sub(len.min(self.total_bytes()), Ordering::Relaxed);
+        }
     }
 
     pub fn begin(&self, h: &Hash) -> Result<BlobWriter> {
@@ -86,6 +104,8 @@ impl BlobStore {
             hasher: blake3::Hasher::new(),
             expected: *h,
             committed: false,
+            written: 0,
+            store_bytes: self.bytes.clone(),
         })
     }
 }
@@ -98,11 +118,14 @@ pub struct BlobWriter {
     hasher: blake3::Hasher,
     expected: Hash,
     committed: bool,
+    written: u64,
+    store_bytes: Arc<AtomicU64>,
 }
 
 impl BlobWriter {
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
         self.hasher.update(data);
+        self.written += data.len() as u64;
         match self.file.as_mut() {
             Some(f) => f.write_all(data).context("cannot write blob"),
             None => bail!("blob writer already closed"),
@@ -121,8 +144,12 @@ impl BlobWriter {
             .map_err(|e| e.into_error())
             .context("cannot write blob")?;
         f.sync_all().context("cannot sync blob")?;
+        let replaces = self.target.exists();
         std::fs::rename(&self.tmp, &self.target).context("cannot store blob")?;
         self.committed = true;
+        if !replaces {
+            self.store_bytes.fetch_add(self.written, Ordering::Relaxed);
+        }
         sync_dir(&self.target);
         Ok(())
     }
@@ -152,8 +179,16 @@ mod tests {
         w.commit().unwrap();
         assert!(store.has(&h));
         assert_eq!(store.list().len(), 1);
+        assert_eq!(store.total_bytes(), data.len() as u64);
+        let reopened = BlobStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.total_bytes(), data.len() as u64);
         assert_eq!(std::fs::read(store.path(&h)).unwrap(), data);
 
+        // The same blob stored twice still counts once.
+        let mut w = store.begin(&h).unwrap();
+        w.write(data).unwrap();
+        w.commit().unwrap();
+        assert_eq!(store.total_bytes(), data.len() as u64);
         let other = [9u8; 32];
         let mut w = store.begin(&other).unwrap();
         w.write(data).unwrap();
@@ -166,6 +201,9 @@ mod tests {
         );
         let w = store.begin(&other).unwrap();
         drop(w);
+        assert_eq!(store.total_bytes(), data.len() as u64);
+        store.remove(&h);
+        assert_eq!(store.total_bytes(), 0);
         assert_eq!(
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
