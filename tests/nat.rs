@@ -251,7 +251,17 @@ impl Internet {
         } else {
             None
         };
-        std::thread::spawn(move || for _ in lines.by_ref() {});
+        // The rest of stdout goes beside the data dir (`public address:` lines, `joined:`).
+        let out = dir.with_extension("stdout");
+        let first_line = first.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(out).unwrap();
+            let _ = writeln!(f, "{first_line}");
+            for l in lines.by_ref().map_while(Result::ok) {
+                let _ = writeln!(f, "{l}");
+            }
+        });
         (child, invite)
     }
 }
@@ -329,6 +339,22 @@ fn mesh_forms_across_nats_with_punching_and_relay() {
             && peer_view(&dir("h2"), "h1") == Some(("alive".into(), "direct".into()))
     });
     assert!(direct.is_some(), "h1 and h2 never went direct");
+    // A peer behind a NAT says where friends elsewhere can reach it once a peer has seen it:
+    // its router's WAN address (203.0.113.0/24), not only its home address. Joining through
+    // the public peer, it knows before its start lines, so `listening:` names it.
+    let said = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(dir("h1").with_extension("stdout")).is_ok_and(|o| {
+            o.lines().any(|l| {
+                (l.starts_with("listening: ") || l.starts_with("public address: "))
+                    && l.contains("203.0.113.")
+            })
+        })
+    });
+    assert!(
+        said.is_some(),
+        "h1 never printed its public address: {:?}",
+        std::fs::read_to_string(dir("h1").with_extension("stdout"))
+    );
     eprintln!(
         "h1<->h2 direct through their NATs {} ms after the first join",
         t0.elapsed().as_millis()
