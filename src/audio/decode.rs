@@ -39,6 +39,10 @@ pub(crate) struct PacketSource<'s> {
     channels: u16,
     duration_s: Option<f64>,
     pcm16: bool,
+    time_base: Option<symphonia::core::units::TimeBase>,
+    /// Sum of the durations of the packets of our track read so far, in `time_base` units
+    /// (delay and padding excluded): the duration that cannot lie, unlike a header.
+    counted: u64,
 }
 
 impl<'s> PacketSource<'s> {
@@ -91,15 +95,19 @@ impl<'s> PacketSource<'s> {
         // PCM, lossless and readable by every tool; lossy and float sources stay float.
         let pcm16 = params.bits_per_sample.is_some_and(|b| b <= 16)
             && !matches!(codec_name(params.codec), "mp3" | "vorbis" | "aac");
+        let time_base = track.time_base;
+        let track_id = track.id;
         Ok(PacketSource {
             pcm16,
             codec: codec_name(params.codec),
-            track_id: track.id,
+            track_id,
             format,
             decoder,
             sample_rate,
             channels,
             duration_s,
+            time_base,
+            counted: 0,
         })
     }
 
@@ -128,36 +136,69 @@ impl<'s> PacketSource<'s> {
         self.duration_s
     }
 
-    /// Reads and decodes the next packet of our track into `out` (interleaved, resized to fit).
-    pub(crate) fn next(&mut self, out: &mut Vec<f32>) -> Step {
+    /// The duration of the packets read so far (decoded or only demuxed), in seconds.
+    pub(crate) fn counted_duration_s(&self) -> f64 {
+        let dur = symphonia::core::units::Duration::new(self.counted);
+        match self.time_base {
+            Some(tb) => tb
+                .calc_duration(dur)
+                .map(|t| t.as_secs_f64())
+                .unwrap_or(0.0),
+            None if self.sample_rate > 0 => self.counted as f64 / f64::from(self.sample_rate),
+            None => 0.0,
+        }
+    }
+
+    /// The next packet of our track, counted but not decoded.
+    fn next_packet(&mut self) -> Result<Option<symphonia::core::packet::Packet>, SymError> {
         loop {
             let packet = match self.format.next_packet() {
                 Ok(Some(p)) => p,
-                Ok(None) => return Step::End,
+                Ok(None) => return Ok(None),
                 // A new chained stream (e.g. chained Ogg): we play the first one only.
-                Err(SymError::ResetRequired) => return Step::End,
-                Err(e) => return Step::Failed(e),
+                Err(SymError::ResetRequired) => return Ok(None),
+                Err(e) => return Err(e),
             };
             if packet.track_id != self.track_id {
                 continue;
             }
-            return match self.decoder.decode(&packet) {
-                Ok(buf) => {
-                    let spec = buf.spec();
-                    if spec.rate() > 0 {
-                        self.sample_rate = spec.rate();
-                    }
-                    let ch = u16::try_from(spec.channels().count()).unwrap_or(0);
-                    if ch > 0 {
-                        self.channels = ch;
-                    }
-                    buf.copy_to_vec_interleaved(out);
-                    Step::Frames(buf.frames())
+            self.counted = self.counted.saturating_add(packet.dur.get());
+            return Ok(Some(packet));
+        }
+    }
+
+    /// Reads the next packet of our track without decoding it: `Frames(0)` for a packet.
+    pub(crate) fn skip(&mut self) -> Step {
+        match self.next_packet() {
+            Ok(Some(_)) => Step::Frames(0),
+            Ok(None) => Step::End,
+            Err(e) => Step::Failed(e),
+        }
+    }
+
+    /// Reads and decodes the next packet of our track into `out` (interleaved, resized to fit).
+    pub(crate) fn next(&mut self, out: &mut Vec<f32>) -> Step {
+        let packet = match self.next_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => return Step::End,
+            Err(e) => return Step::Failed(e),
+        };
+        match self.decoder.decode(&packet) {
+            Ok(buf) => {
+                let spec = buf.spec();
+                if spec.rate() > 0 {
+                    self.sample_rate = spec.rate();
                 }
-                Err(SymError::DecodeError(msg)) => Step::Skipped(msg.to_string()),
-                Err(SymError::IoError(e)) => Step::Skipped(e.to_string()),
-                Err(e) => Step::Failed(e),
-            };
+                let ch = u16::try_from(spec.channels().count()).unwrap_or(0);
+                if ch > 0 {
+                    self.channels = ch;
+                }
+                buf.copy_to_vec_interleaved(out);
+                Step::Frames(buf.frames())
+            }
+            Err(SymError::DecodeError(msg)) => Step::Skipped(msg.to_string()),
+            Err(SymError::IoError(e)) => Step::Skipped(e.to_string()),
+            Err(e) => Step::Failed(e),
         }
     }
 }

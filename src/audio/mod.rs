@@ -31,7 +31,7 @@ mod wav_out;
 pub use control::{NowPlaying, PlaybackControl};
 pub use output::OutputKind;
 pub use player::{PlaybackStats, play_from_reader};
-pub use probe::{TrackInfo, decode_all, probe_bytes, probe_file};
+pub use probe::{TrackInfo, decode_all, probe_bytes, probe_file, scan_file};
 
 /// Whether the default sound card can be opened: the error names `--output null`.
 pub fn check_device() -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
 //! Checking that bytes are audio we can play, and decoding whole files.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::path::Path;
 
 use anyhow::{Result, anyhow, bail};
@@ -35,22 +35,12 @@ fn open_bytes<'a>(data: &'a [u8], ext_hint: Option<&str>) -> Result<PacketSource
     PacketSource::open(mss, ext_hint).map_err(|e| not_audio(e.reason()))
 }
 
-/// Opens the bytes the way `play_from_reader` will see them: not seekable.
-fn open_streaming<'a>(data: &'a [u8], ext_hint: Option<&str>) -> Result<PacketSource<'a>> {
-    let src = ReadOnlySource::new(Cursor::new(data));
-    let mss = MediaSourceStream::new(Box::new(src), Default::default());
-    PacketSource::open(mss, ext_hint).map_err(|e| not_audio(e.reason()))
-}
-
-/// Probes the bytes of a whole file.
-///
-/// Refuses empty input, anything symphonia does not recognize, files in which the first
-/// packets do not actually decode, and files that decode only when seekable (an MP4 with its
-/// index at the end), since every track must be streamable. When the container does not
-/// declare a duration (e.g. an MP3 without a Xing header) the whole file is decoded to
-/// measure it.
+/// Probes the bytes of a whole file held in memory (see [`probe_reader`]).
 pub fn probe_bytes(data: &[u8], ext_hint: Option<&str>) -> Result<TrackInfo> {
-    guarded(|| probe_inner(data, ext_hint))
+    if data.is_empty() {
+        bail!("file is empty");
+    }
+    guarded(|| probe_reader(Cursor::new(data), ext_hint, data))
 }
 
 /// Runs `f`, turning a panic inside a demuxer or decoder (hostile input) into an error.
@@ -59,19 +49,29 @@ fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
         .unwrap_or_else(|_| Err(not_audio("the decoder crashed on it")))
 }
 
-fn probe_inner(data: &[u8], ext_hint: Option<&str>) -> Result<TrackInfo> {
-    // Seekable, the readers find the declared duration (e.g. the last Ogg page).
-    let seekable = open_bytes(data, ext_hint)?;
-    let declared = seekable.declared_duration_s();
-    let mut src = match open_streaming(data, ext_hint) {
+/// Probes a track read front to back, the way `play_from_reader` will see it (not seekable),
+/// in bounded memory whatever its length. `head` is the file's first bytes (for the error
+/// about MP4s that cannot stream).
+///
+/// Refuses anything symphonia does not recognize, files whose first packets do not actually
+/// decode, and files that decode only when seekable (an MP4 with its index at the end). The
+/// duration is the sum of the demuxed packets' durations (encoder delay and padding
+/// excluded), never a header's claim: a truncated or header-damaged file is listed as long as
+/// what it holds. Only the first packets are decoded.
+fn probe_reader<R: Read + Send + Sync>(
+    reader: R,
+    ext_hint: Option<&str>,
+    head: &[u8],
+) -> Result<TrackInfo> {
+    let mss = MediaSourceStream::new(Box::new(ReadOnlySource::new(reader)), Default::default());
+    let mut src = match PacketSource::open(mss, ext_hint) {
         Ok(src) => src,
-        Err(_) if data.get(4..8) == Some(b"ftyp") => bail!(
+        Err(_) if head.get(4..8) == Some(b"ftyp") => bail!(
             "not streamable: the MP4 index (moov atom) is at the end of the file; \
              remux it with `ffmpeg -i IN -c copy -movflags +faststart OUT`"
         ),
-        Err(e) => bail!("{e} when read as a stream"),
+        Err(e) => return Err(not_audio(e.reason())),
     };
-    drop(seekable);
     let mut buf = Vec::new();
     let mut good = 0usize;
     let mut bad = 0u32;
@@ -107,57 +107,63 @@ fn probe_inner(data: &[u8], ext_hint: Option<&str>) -> Result<TrackInfo> {
     if frames == 0 && ended {
         return Err(not_audio("no audio frames"));
     }
-    let duration_s = match declared.or(src.declared_duration_s()) {
-        Some(d) => d,
-        None => {
-            if !ended {
-                frames += count_remaining_frames(&mut src, &mut buf);
-            }
-            let rate = src.sample_rate();
-            if rate == 0 {
-                0.0
-            } else {
-                frames as f64 / f64::from(rate)
-            }
-        }
-    };
     if src.sample_rate() == 0 || src.channels() == 0 {
         return Err(not_audio("unknown sample rate or channel count"));
+    }
+    while !ended {
+        // A demuxer error past the first packets is damage at the end of the file (a cut
+        // download): the track is as long as what came before it.
+        ended = matches!(src.skip(), Step::End | Step::Failed(_));
     }
     Ok(TrackInfo {
         codec: src.codec().to_string(),
         sample_rate: src.sample_rate(),
         channels: src.channels(),
-        duration_s,
+        duration_s: src.counted_duration_s(),
     })
 }
 
-fn count_remaining_frames(src: &mut PacketSource<'_>, buf: &mut Vec<f32>) -> u64 {
-    let mut frames = 0u64;
-    let mut bad_run = 0u32;
-    loop {
-        match src.next(buf) {
-            Step::Frames(n) => {
-                frames += n as u64;
-                bad_run = 0;
-            }
-            Step::Skipped(_) => {
-                bad_run += 1;
-                if bad_run >= MAX_CONSECUTIVE_BAD_PACKETS {
-                    return frames;
-                }
-            }
-            Step::End | Step::Failed(_) => return frames,
-        }
+/// Passes every byte read from `inner` to `observe`, in order: what lets a push probe and
+/// hash a file in one pass.
+struct ObservedReader<R, F> {
+    inner: R,
+    observe: F,
+}
+
+impl<R: Read, F: FnMut(&[u8])> Read for ObservedReader<R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.observe)(&buf[..n]);
+        Ok(n)
     }
+}
+
+/// Probes a file on disk (the extension is a hint) in one pass that also hands every byte
+/// of it, in order, to `observe` (a hasher): bounded memory for any size. On success the
+/// whole file has been observed; on refusal reading stopped where the probe did.
+pub fn scan_file(path: &Path, observe: impl FnMut(&[u8]) + Send + Sync) -> Result<TrackInfo> {
+    let cannot_read = |e: std::io::Error| anyhow!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mut head = [0u8; 8];
+    let got = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0).map_err(cannot_read)?;
+    if got == 0 {
+        bail!("{}: file is empty", path.display());
+    }
+    let ext = path.extension().and_then(|e| e.to_str());
+    let mut reader = ObservedReader {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        observe,
+    };
+    // One flat message ("x.mp3: not a decodable …"), readable whatever way the caller prints it.
+    let info = guarded(|| probe_reader(&mut reader, ext, &head[..got]))
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(cannot_read)?;
+    Ok(info)
 }
 
 /// Probes a file on disk; the extension is used as a hint.
 pub fn probe_file(path: &Path) -> Result<TrackInfo> {
-    let data = std::fs::read(path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-    let ext = path.extension().and_then(|e| e.to_str());
-    // One flat message ("x.mp3: file is empty"), readable whatever way the caller prints it.
-    probe_bytes(&data, ext).map_err(|e| anyhow!("{}: {e}", path.display()))
+    scan_file(path, |_| {})
 }
 
 /// Decodes a whole file to interleaved `f32` PCM: `(sample_rate, channels, samples)`.

@@ -211,3 +211,84 @@ fn control_is_shared_between_clones() {
     d.stop();
     assert!(c.is_stopped());
 }
+
+/// Duration of what `decode_all` yields, in seconds.
+fn decoded_seconds(data: &[u8], hint: Option<&str>) -> f64 {
+    let (rate, ch, pcm) = decode_all(data, hint).unwrap_or_else(|e| panic!("{e}"));
+    (pcm.len() / usize::from(ch)) as f64 / f64::from(rate)
+}
+
+#[test]
+fn duration_is_what_the_packets_hold_not_what_a_header_claims() {
+    for (name, _, _) in FIXTURES {
+        let data = fixture(name);
+        let info = probe_bytes(&data, ext(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let decoded = decoded_seconds(&data, ext(name));
+        // Decoders emit delay and padding frames that the packet durations leave out.
+        assert!(
+            (info.duration_s - decoded).abs() < 0.06,
+            "{name}: {} s listed, {decoded} s decoded",
+            info.duration_s
+        );
+        // Cut in half, the header still claims 2 s; the listing must say about 1 s.
+        let half = &data[..data.len() / 2];
+        if let Ok(cut) = probe_bytes(half, ext(name)) {
+            assert!(
+                (0.6..1.4).contains(&cut.duration_s),
+                "{name} cut in half listed as {} s",
+                cut.duration_s
+            );
+        }
+    }
+    // A 100-byte WAV whose header claims 2 s holds 28 frames (one packet at most is counted
+    // whole).
+    let wav = fixture("tone.wav");
+    let tiny = probe_bytes(&wav[..100], Some("wav")).unwrap();
+    assert!(
+        tiny.duration_s < 0.05,
+        "100-byte wav: {} s",
+        tiny.duration_s
+    );
+    // A 1000-byte mp3 holds two or three frames.
+    let mp3 = fixture("tone.mp3");
+    if let Ok(cut) = probe_bytes(&mp3[..1000], Some("mp3")) {
+        assert!(cut.duration_s < 0.1, "1000-byte mp3: {} s", cut.duration_s);
+    }
+}
+
+#[test]
+fn a_header_claiming_hours_does_not_change_the_duration() {
+    // The RIFF and data chunk sizes say ~6 hours of audio; the file holds 2 s.
+    let mut wav = fixture("tone.wav");
+    let data_at = wav.windows(4).position(|w| w == b"data").unwrap();
+    wav[data_at + 4..data_at + 8].copy_from_slice(&0x7f00_0000u32.to_le_bytes());
+    wav[4..8].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    let info = probe_bytes(&wav, Some("wav")).unwrap();
+    assert!(
+        (info.duration_s - 2.0).abs() < 0.03,
+        "{} s",
+        info.duration_s
+    );
+}
+
+#[test]
+fn scan_file_observes_every_byte_in_order() {
+    for (name, _, _) in FIXTURES {
+        let mut seen = Vec::new();
+        let info = super::probe::scan_file(&fixture_path(name), |b| seen.extend_from_slice(b))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(seen, fixture(name), "{name}");
+        assert_eq!(info, probe_bytes(&fixture(name), ext(name)).unwrap());
+    }
+    // A refusal stops reading where the probe stopped: not the whole file.
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.mp3");
+    std::fs::write(&junk, vec![0u8; 64 << 20]).unwrap();
+    let mut seen = 0usize;
+    let err = super::probe::scan_file(&junk, |b| seen += b.len()).unwrap_err();
+    assert!(
+        err.to_string().contains("not a decodable audio file"),
+        "{err}"
+    );
+    assert!(seen < 16 << 20, "read {seen} bytes of a 64 MiB refusal");
+}

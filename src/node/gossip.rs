@@ -254,9 +254,9 @@ impl Node {
         };
         if !gone.is_empty() {
             let keys: Vec<Vec<u8>> = gone.iter().map(|id| id.0.to_vec()).collect();
-            if let Err(e) = self.inner.db.forget_members(&keys) {
-                warn!("cannot save membership: {e:#}");
-            }
+            self.inner
+                .db_writes
+                .submit(Ok(crate::store::db::Write::ForgetMembers(keys)));
         }
     }
 
@@ -366,9 +366,9 @@ impl Node {
                 .collect()
         };
         tracing::debug!("saving {} member records", rows.len());
-        if let Err(e) = self.inner.db.save_members(&rows) {
-            warn!("cannot save membership: {e:#}");
-        }
+        self.inner
+            .db_writes
+            .submit(crate::store::db::Write::members(&rows));
     }
 
     /// Stop at once without telling anyone, as a crash would: no leave, no hand-off. Others
@@ -435,6 +435,8 @@ impl Node {
                 self.inner.tasks.len()
             );
         }
+        let node = self.clone();
+        let _ = tokio::task::spawn_blocking(move || node.inner.db_writes.flush()).await;
         Some(handed)
     }
 }

@@ -137,7 +137,8 @@ pub(crate) struct Inner {
     pub identity: Identity,
     pub endpoint: quinn::Endpoint,
     pub key: NetworkKey,
-    pub db: Db,
+    /// For reads at start and the network key; every later write goes through `db_writes`.
+    pub db: Arc<Db>,
     pub state: Mutex<State>,
     pub shutdown: CancellationToken,
     pub created_network: bool,
@@ -159,6 +160,8 @@ pub(crate) struct Inner {
     /// Every task the node spawns: `leave` waits for them, so nothing outlives the node
     /// (its state, its database and its data-dir lock go with the last one).
     pub tasks: tokio_util::task::TaskTracker,
+    /// Declared before the lock: its drop commits what is queued while the data dir is ours.
+    pub db_writes: crate::store::db_writer::DbWriter,
     _lock: lock::DataDirLock,
 }
 
@@ -179,7 +182,7 @@ impl Node {
         crate::store::fsutil::prepare_data_dir(&cfg.data_dir)?;
         let lock = lock::DataDirLock::acquire(&cfg.data_dir)?;
         let identity = Identity::load_or_create(&cfg.data_dir)?;
-        let db = Db::open(&cfg.data_dir.join("meff.redb"))?;
+        let db = Arc::new(Db::open(&cfg.data_dir.join("meff.redb"))?);
 
         let stored_key: Option<NetworkKey> = db.get_meta("network_key")?;
         let join_key = cfg.join.as_ref().map(|j| match j {
@@ -262,6 +265,8 @@ impl Node {
         // Nobody else in the table (a network just created): there is nothing to sync with.
         let cfg_join_none = cfg.join.is_none();
         let alone = table.records().all(|r| r.id == identity.id || r.left);
+        let db_writes = crate::store::db_writer::DbWriter::start(db.clone())
+            .context("cannot start the database writer")?;
         let node = Node {
             inner: Arc::new(Inner {
                 cfg,
@@ -304,6 +309,7 @@ impl Node {
                 sync_deadline: Instant::now() + SYNC_WAIT,
                 left: std::sync::OnceLock::new(),
                 tasks: tokio_util::task::TaskTracker::new(),
+                db_writes,
                 _lock: lock,
             }),
         };

@@ -94,7 +94,7 @@ impl Node {
 
     /// Fetch a blob from its holders into our blob store.
     pub(crate) async fn pull_blob(&self, entry: &CatalogEntry) -> anyhow::Result<()> {
-        let mut w = self.inner.blobs.begin(&entry.hash)?;
+        let mut w = crate::store::blob_sink::BlobSink::new(self.inner.blobs.begin(&entry.hash)?);
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
         let node = self.clone();
         let e = entry.clone();
@@ -103,10 +103,10 @@ impl Node {
             .tasks
             .spawn(async move { node.fetch_verified(&e, tx, false, |_| {}).await });
         while let Some(chunk) = rx.recv().await {
-            w.write(&chunk)?;
+            w.write(chunk.into()).await?;
         }
         fetch.await??;
-        tokio::task::spawn_blocking(move || w.commit()).await??;
+        w.commit().await?;
         self.note_held(entry);
         Ok(())
     }

@@ -181,9 +181,9 @@ impl Node {
             .iter()
             .map(|e| (e.name.clone(), e.clone()))
             .collect();
-        if let Err(e) = self.inner.db.save_catalog(&rows, &[]) {
-            warn!("cannot save catalog: {e:#}");
-        }
+        self.inner
+            .db_writes
+            .submit(crate::store::db::Write::catalog(&rows, &[]));
         self.broadcast(Msg::Catalog(changed), from);
     }
 
@@ -247,10 +247,13 @@ impl Node {
                 .collect();
             st.catalog.prune_tombstones(&members)
         };
-        if !pruned.is_empty()
-            && let Err(e) = self.inner.db.save_catalog::<CatalogEntry>(&[], &pruned)
-        {
-            warn!("cannot save catalog: {e:#}");
+        if !pruned.is_empty() {
+            self.inner
+                .db_writes
+                .submit(crate::store::db::Write::catalog::<CatalogEntry>(
+                    &[],
+                    &pruned,
+                ));
         }
     }
 
@@ -302,21 +305,11 @@ impl Node {
             bail!("{} is empty", file.display());
         }
         let path = file.to_path_buf();
+        // One pass over the file, probing and hashing as it streams by: memory stays flat
+        // for any size, and a file that is not audio is refused after its first megabytes.
         let (info, digest) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let info = audio::probe_file(&path)?;
-            let mut f = std::fs::File::open(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
             let mut hasher = ChunkHasher::new(CHUNK_SIZE);
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = f
-                    .read(&mut buf)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
+            let info = audio::scan_file(&path, |b| hasher.update(b))?;
             Ok((info, hasher.finish()))
         })
         .await??;

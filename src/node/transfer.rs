@@ -5,9 +5,9 @@ use super::Node;
 use crate::id::PeerId;
 use crate::net::frame;
 use crate::net::msg::Msg;
+use crate::store::blob_sink::BlobSink;
 use crate::store::catalog::{CatalogEntry, ChunkHasher, validate_entry};
 use anyhow::{Result, anyhow, bail};
-use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -189,7 +189,7 @@ impl Node {
             None
         } else {
             match self.inner.blobs.begin(&entry.hash) {
-                Ok(w) => Some(w),
+                Ok(w) => Some(BlobSink::new(w)),
                 Err(e) => {
                     local_err = Some(format!("{e:#}"));
                     None
@@ -197,28 +197,22 @@ impl Node {
             }
         };
         let mut remaining = entry.size;
-        let mut buf = vec![0u8; IO_BUF];
         // The whole-file hash only says the bytes are not what was announced; the chunk hashes
         // must match too, or every later chunk check would wrongly condemn a good copy.
         let mut chunks = ChunkHasher::new(entry.chunk_size);
         while remaining > 0 {
             let want = (remaining as usize).min(IO_BUF);
-            let n = match tokio::time::timeout(IDLE, recv.read(&mut buf[..want])).await {
+            let piece = match tokio::time::timeout(IDLE, recv.read_chunk(want, true)).await {
                 Ok(r) => match r? {
-                    Some(n) => n,
+                    Some(c) => c.bytes,
                     None => bail!("upload ended {remaining} bytes early"),
                 },
                 Err(_) => bail!("upload stalled for {IDLE:?}"),
             };
-            chunks.update(&buf[..n]);
-            if let Some(w) = writer.as_mut()
-                && let Err(e) = w.write(&buf[..n])
-            {
-                local_err = Some(format!("{e:#}"));
-                writer = None;
-            }
+            let n = piece.len();
+            chunks.update(&piece);
             if let Some((next, (s, _))) = downstream.as_mut()
-                && let Err(e) = with_idle(s.write_all(&buf[..n])).await
+                && let Err(e) = with_idle(s.write_all(&piece)).await
             {
                 let next = *next;
                 failed.extend(
@@ -228,17 +222,20 @@ impl Node {
                 );
                 downstream = None;
             }
+            if let Some(w) = writer.as_mut()
+                && let Err(e) = w.write(piece).await
+            {
+                local_err = Some(format!("{e:#}"));
+                writer = None;
+            }
             remaining -= n as u64;
         }
         if chunks.finish().chunk_hashes != entry.chunk_hashes {
             bail!("the upload does not match its chunk hashes");
         }
         if let Some(w) = writer {
-            let r = tokio::task::spawn_blocking(move || w.commit()).await;
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => local_err = Some(format!("{e:#}")),
-                Err(e) => local_err = Some(e.to_string()),
+            if let Err(e) = w.commit().await {
+                local_err = Some(format!("{e:#}"));
             }
             if local_err.is_none() {
                 self.note_held(&entry);
@@ -331,14 +328,14 @@ impl Node {
             Ok(x) => x,
             Err(e) => return all_failed(format!("{e:#}")),
         };
-        let mut f = match std::fs::File::open(file) {
+        let mut f = match tokio::fs::File::open(file).await {
             Ok(f) => f,
             Err(e) => return all_failed(e.to_string()),
         };
         let mut buf = vec![0u8; IO_BUF];
         let mut sent = 0u64;
         loop {
-            let n = match f.read(&mut buf) {
+            let n = match f.read(&mut buf).await {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => return all_failed(e.to_string()),

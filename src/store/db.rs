@@ -70,30 +70,6 @@ impl Db {
         self.load_all(MEMBERS)
     }
 
-    pub fn save_members<T: Serialize>(&self, rows: &[(Vec<u8>, T)]) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(MEMBERS)?;
-            for (k, v) in rows {
-                t.insert(k.as_slice(), postcard::to_allocvec(v)?.as_slice())?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    pub fn forget_members(&self, ids: &[Vec<u8>]) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(MEMBERS)?;
-            for k in ids {
-                t.remove(k.as_slice())?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
     pub fn load_catalog<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(CATALOG)?;
@@ -107,23 +83,67 @@ impl Db {
         Ok(out)
     }
 
-    /// Upserts and deletes in one transaction.
-    pub fn save_catalog<T: Serialize>(
-        &self,
-        upserts: &[(String, T)],
-        deletes: &[String],
-    ) -> Result<()> {
+    /// Applies writes in one transaction (one fsync for a burst of them).
+    pub fn apply(&self, writes: &[Write]) -> Result<()> {
         let tx = self.db.begin_write()?;
         {
-            let mut t = tx.open_table(CATALOG)?;
-            for (k, v) in upserts {
-                t.insert(k.as_str(), postcard::to_allocvec(v)?.as_slice())?;
-            }
-            for k in deletes {
-                t.remove(k.as_str())?;
+            let mut catalog = tx.open_table(CATALOG)?;
+            let mut members = tx.open_table(MEMBERS)?;
+            for w in writes {
+                match w {
+                    Write::Catalog { upserts, deletes } => {
+                        for (k, v) in upserts {
+                            catalog.insert(k.as_str(), v.as_slice())?;
+                        }
+                        for k in deletes {
+                            catalog.remove(k.as_str())?;
+                        }
+                    }
+                    Write::Members(rows) => {
+                        for (k, v) in rows {
+                            members.insert(k.as_slice(), v.as_slice())?;
+                        }
+                    }
+                    Write::ForgetMembers(keys) => {
+                        for k in keys {
+                            members.remove(k.as_slice())?;
+                        }
+                    }
+                }
             }
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// A database write, its values already serialized.
+#[derive(Debug)]
+pub enum Write {
+    Catalog {
+        upserts: Vec<(String, Vec<u8>)>,
+        deletes: Vec<String>,
+    },
+    Members(Vec<(Vec<u8>, Vec<u8>)>),
+    ForgetMembers(Vec<Vec<u8>>),
+}
+
+impl Write {
+    pub fn catalog<T: Serialize>(upserts: &[(String, T)], deletes: &[String]) -> Result<Write> {
+        Ok(Write::Catalog {
+            upserts: upserts
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), postcard::to_allocvec(v)?)))
+                .collect::<Result<_>>()?,
+            deletes: deletes.to_vec(),
+        })
+    }
+
+    pub fn members<T: Serialize>(rows: &[(Vec<u8>, T)]) -> Result<Write> {
+        Ok(Write::Members(
+            rows.iter()
+                .map(|(k, v)| Ok((k.clone(), postcard::to_allocvec(v)?)))
+                .collect::<Result<_>>()?,
+        ))
     }
 }

@@ -1,8 +1,10 @@
 //! What a peer keeps on disk: blobs (content-addressed files) and the catalog database, plus
 //! the pure logic of the replicated catalog and of repair.
 
+pub mod blob_sink;
 pub mod blobs;
 pub mod catalog;
 pub mod db;
+pub mod db_writer;
 pub mod fsutil;
 pub mod repair;
