@@ -311,3 +311,38 @@ fn the_key_prompt_does_not_echo_and_asks_again() {
         "the peer that typed the key never joined"
     );
 }
+
+#[test]
+fn log_lines_name_peers_not_ids() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("amber", &base.path().join("a"), None);
+    let ticket = a.invite.clone().unwrap();
+    let mut b = up_with("basil", &base.path().join("b"), Some(&ticket), false);
+    assert!(
+        wait_for(Duration::from_secs(5), || state_of(&a.dir, "basil")
+            .as_deref()
+            == Some("alive"))
+        .is_some()
+    );
+    let _ = b.child.kill();
+    let _ = b.child.wait();
+    assert!(
+        wait_for(Duration::from_secs(15), || state_of(&a.dir, "basil")
+            .as_deref()
+            == Some("dead"))
+        .is_some(),
+        "basil never seen dead"
+    );
+    let log = std::fs::read_to_string(a.dir.with_extension("log")).unwrap();
+    let dead: Vec<&str> = log.lines().filter(|l| l.contains(" is dead")).collect();
+    assert!(!dead.is_empty(), "no 'is dead' line in:\n{log}");
+    assert!(
+        dead.iter().all(|l| l.ends_with("basil is dead")),
+        "{dead:?}"
+    );
+    let connected: Vec<&str> = log.lines().filter(|l| l.contains("connected")).collect();
+    assert!(
+        connected.iter().all(|l| l.contains("basil")),
+        "{connected:?}"
+    );
+}

@@ -98,7 +98,7 @@ impl Node {
             }
         }
         self.spawn_link_tasks(peer, conn, send, recv, rx);
-        info!("connected to {} at {addr}", peer.short());
+        info!("connected to {} at {addr}", self.peer_name(&peer));
         // After registering, so the news of our public address reaches this peer too.
         self.note_observed(ack.observed);
         Ok(peer)
@@ -275,7 +275,7 @@ impl Node {
             conn.close(close_code::DUPLICATE.into(), b"duplicate connection");
             return Ok(());
         };
-        info!("{} connected from {remote}", peer.short());
+        info!("{} connected from {remote}", self.peer_name(&peer));
         self.spawn_link_tasks(peer, conn, send, recv, rx);
         Ok(())
     }
@@ -400,7 +400,7 @@ impl Node {
     }
 
     pub(crate) fn protocol_violation(&self, peer: PeerId, conn: &quinn::Connection, why: &str) {
-        warn!("closing connection to {}: {why}", peer.short());
+        warn!("closing connection to {}: {why}", self.peer_name(&peer));
         conn.close(
             close_code::PROTOCOL.into(),
             format!("protocol error: {why}").as_bytes(),
@@ -497,7 +497,7 @@ impl Node {
             return;
         }
         if let Some(change) = st.live.heard(peer, Instant::now()) {
-            info!("{} is {}", peer.short(), change.as_str());
+            info!("{} is {}", st.table.display_name(&peer), change.as_str());
         }
     }
 
@@ -520,7 +520,7 @@ impl Node {
                 st.members_dirty = true;
             }
             if st.live.left(peer, Instant::now()).is_some() {
-                info!("{} left", peer.short());
+                info!("{} left", st.table.display_name(&peer));
             }
             return;
         }

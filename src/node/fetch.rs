@@ -155,7 +155,10 @@ impl Node {
                         return Ok(report);
                     }
                     Err(e) => {
-                        info!("source {} failed at byte {offset}: {e}", src.short());
+                        info!(
+                            "source {} failed at byte {offset}: {e}",
+                            self.peer_name(&src)
+                        );
                         if matches!(e, SourceError::Corrupt(_)) {
                             corrupt.insert(src);
                         } else {

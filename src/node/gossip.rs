@@ -129,7 +129,7 @@ impl Node {
                     }
                     if left {
                         if st.live.left(id, now).is_some() {
-                            info!("{} left", id.short());
+                            info!("{} left", st.table.display_name(&id));
                         }
                     } else if st.live.state(&id) == Some(PeerState::Left)
                         || st.live.state(&id).is_none()
@@ -194,7 +194,7 @@ impl Node {
                     st.members_dirty = true;
                 }
                 if st.live.left(peer, Instant::now()).is_some() {
-                    info!("{} left", peer.short());
+                    info!("{} left", st.table.display_name(&peer));
                 }
                 Ok(())
             }
@@ -264,8 +264,8 @@ impl Node {
         let mut st = self.state();
         for (id, state) in st.live.tick(now) {
             match state {
-                PeerState::Dead => warn!("{} is dead", id.short()),
-                other => info!("{} is {}", id.short(), other.as_str()),
+                PeerState::Dead => warn!("{} is dead", st.table.display_name(&id)),
+                other => info!("{} is {}", st.table.display_name(&id), other.as_str()),
             }
             if state == PeerState::Dead
                 && let Some(link) = st.links.remove(&id)

@@ -44,7 +44,11 @@ impl Node {
             match self.open_tunnel(via, target).await {
                 Ok(addr) => match self.dial(vec![addr], Some(target)).await {
                     Ok(id) => {
-                        info!("reached {} through {}", target.short(), via.short());
+                        info!(
+                            "reached {} through {}",
+                            self.peer_name(&target),
+                            self.peer_name(&via)
+                        );
                         return Ok(id);
                     }
                     Err(e) => {
@@ -125,7 +129,10 @@ impl Node {
         }
         let known = self.state().table.get(&target).is_some_and(|r| !r.left);
         if !known {
-            warn!("{} asked to relay to a non-member; refused", from.short());
+            warn!(
+                "{} asked to relay to a non-member; refused",
+                self.peer_name(&from)
+            );
             bail!("not a member");
         }
         {

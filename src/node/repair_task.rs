@@ -85,7 +85,7 @@ impl Node {
                     });
                 }
                 RepairAction::Drop { hash } | RepairAction::DropUnreferenced { hash } => {
-                    info!("repair: dropping blob {}", crate::store::blobs::hex(&hash));
+                    info!("repair: dropping our copy of {}", self.blob_label(&hash));
                     self.drop_blob(&hash);
                 }
             }

@@ -3,10 +3,9 @@
 //! here again) before anyone needs it, not when a friend's stream hits it.
 
 use super::Node;
-use crate::store::blobs::{Hash, hex};
+use crate::store::blobs::Hash;
 use std::io::Read;
 use std::time::Duration;
-use tracing::warn;
 
 /// Bytes per second the scrub reads: BLAKE3 at this rate is well under 1% of a core.
 const SCRUB_RATE: u64 = 8 << 20;
@@ -46,11 +45,7 @@ impl Node {
                 if let Ok(Some(false)) = verdict
                     && node.state().held.contains(&hash)
                 {
-                    warn!(
-                        "scrub: blob {} does not match its hash; dropping it",
-                        hex(&hash)
-                    );
-                    node.drop_blob(&hash);
+                    node.drop_corrupt_blob(&hash);
                 }
                 if node.is_stopped() {
                     return;

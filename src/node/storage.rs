@@ -350,7 +350,7 @@ impl Node {
             if !local.is_empty() {
                 match self.import_local(&entry, file).await {
                     Ok(()) => confirmed.push(me),
-                    Err(e) => errors.push(format!("{}: {e:#}", me.short())),
+                    Err(e) => errors.push(format!("{}: {e:#}", self.name())),
                 }
             }
             if !remote.is_empty() {
@@ -359,7 +359,7 @@ impl Node {
                 errors.extend(
                     failed
                         .into_iter()
-                        .map(|(p, e)| format!("{}: {e}", p.short())),
+                        .map(|(p, e)| format!("{}: {e}", self.peer_name(&p))),
                 );
             }
         }
@@ -447,9 +447,28 @@ impl Node {
         });
     }
 
+    /// What a blob is to a user: the tracks that use it (`'song'`), else its hash.
+    pub(crate) fn blob_label(&self, hash: &Hash) -> String {
+        let names: Vec<String> = self
+            .state()
+            .catalog
+            .live()
+            .filter(|e| e.hash == *hash)
+            .map(|e| format!("'{}'", e.name))
+            .collect();
+        if names.is_empty() {
+            format!("blob {}", &hex(hash)[..16])
+        } else {
+            names.join(", ")
+        }
+    }
+
     /// Our copy does not match its hash: delete it, and tell askers it was corrupt.
     pub(crate) fn drop_corrupt_blob(&self, hash: &Hash) {
-        warn!("blob {} is corrupt; deleting it", hex(hash));
+        warn!(
+            "our copy of {} is corrupt; deleting it",
+            self.blob_label(hash)
+        );
         self.state().corrupt_dropped.insert(*hash);
         self.drop_blob(hash);
     }

@@ -125,8 +125,8 @@ impl Node {
                 && !crate::store::catalog::verify_chunk(e, index, &buf[..want])
             {
                 warn!(
-                    "blob {} does not match chunk {index}",
-                    crate::store::blobs::hex(&hash)
+                    "our copy of {} does not match chunk {index}",
+                    self.blob_label(&hash)
                 );
                 self.drop_blob_if_corrupt(&hash);
                 let _ = send.reset(super::fetch::RESET_CORRUPT.into());
@@ -176,11 +176,12 @@ impl Node {
             match self.open_store(next, &entry, chain[1..].to_vec()).await {
                 Ok(s) => downstream = Some((next, s)),
                 Err(e) => {
-                    failed.extend(
-                        chain
-                            .iter()
-                            .map(|p| (*p, format!("chain broken at {}: {e:#}", next.short()))),
-                    );
+                    failed.extend(chain.iter().map(|p| {
+                        (
+                            *p,
+                            format!("chain broken at {}: {e:#}", self.peer_name(&next)),
+                        )
+                    }));
                 }
             }
         }
@@ -215,11 +216,12 @@ impl Node {
                 && let Err(e) = with_idle(s.write_all(&piece)).await
             {
                 let next = *next;
-                failed.extend(
-                    chain
-                        .iter()
-                        .map(|p| (*p, format!("forwarding via {} failed: {e}", next.short()))),
-                );
+                failed.extend(chain.iter().map(|p| {
+                    (
+                        *p,
+                        format!("forwarding via {} failed: {e}", self.peer_name(&next)),
+                    )
+                }));
                 downstream = None;
             }
             if let Some(w) = writer.as_mut()
@@ -269,7 +271,7 @@ impl Node {
                     failed.extend(
                         chain
                             .iter()
-                            .map(|p| (*p, format!("via {}: {why}", next.short()))),
+                            .map(|p| (*p, format!("via {}: {why}", self.peer_name(&next)))),
                     );
                 }
             }
