@@ -75,6 +75,7 @@ async fn garbage_oversized_wrong_kind_and_wrong_version_are_cut_off() {
                 incarnation: 1,
                 left: false,
                 capacity: 1,
+                disk_full: false,
             },
             proof,
             observed: a.local_addr(),
@@ -120,6 +121,7 @@ async fn join_raw(
     quinn::Endpoint,
     quinn::Connection,
     quinn::SendStream,
+    quinn::RecvStream,
     meff::id::PeerId,
 ) {
     let (ep, conn, id) = raw_connect(target, dir).await;
@@ -127,7 +129,7 @@ async fn join_raw(
     let proof = auth::proof(&conn, &key, Role::Dialer).unwrap();
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     let hello = Msg::Hello(Hello {
-        version: 1,
+        version: meff::net::msg::PROTOCOL_VERSION,
         record: MemberRecord {
             id: id.id,
             name: "raw-member".into(),
@@ -135,6 +137,7 @@ async fn join_raw(
             incarnation: 1,
             left: false,
             capacity: 1,
+            disk_full: false,
         },
         proof,
         observed: target.local_addr(),
@@ -145,7 +148,7 @@ async fn join_raw(
         Msg::HelloAck(_) => {}
         other => panic!("no hello-ack: {}", other.name()),
     }
-    (ep, conn, send, id.id)
+    (ep, conn, send, recv, id.id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,19 +156,39 @@ async fn forged_introductions_and_relay_abuse_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = mesh(&["a", "b"], dir.path(), |_| {}).await;
     let (a, b) = (nodes[0].clone(), nodes[1].clone());
-    let (_ep, conn, mut control, _me) = join_raw(&a, &dir.path().join("raw")).await;
+    let (_ep, conn, mut control, mut control_in, _me) = join_raw(&a, &dir.path().join("raw")).await;
 
-    // An introduction to a peer nobody knows, at an address nobody saw: refused, not acted on.
+    // An introduction to a peer nobody knows, at an address we listen on: refused, so nothing
+    // is ever dialed there.
+    let trap = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let stranger = meff::id::PeerId([7; 32]);
     let forged = Msg::PunchNow {
         peer: stranger,
-        addr: "203.0.113.99:9".parse().unwrap(),
+        addr: trap.local_addr().unwrap(),
     };
     control.write_all(&frame::encode(&forged)).await.unwrap();
+    // Asking to be introduced to a stranger: no PunchNow comes back.
     control
         .write_all(&frame::encode(&Msg::Introduce { peer: stranger }))
         .await
         .unwrap();
+    let mut buf = [0u8; 2048];
+    let dialed = tokio::time::timeout(Duration::from_secs(2), trap.recv_from(&mut buf)).await;
+    assert!(dialed.is_err(), "a forged introduction made the peer dial");
+    let punch_back = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match frame::read_frame(&mut control_in).await {
+                Ok(Msg::PunchNow { .. }) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    })
+    .await;
+    assert!(
+        !matches!(punch_back, Ok(true)),
+        "an introduction to a stranger was answered"
+    );
 
     // A relay to a non-member is refused.
     let refused = |msg: Msg| {
@@ -175,7 +198,7 @@ async fn forged_introductions_and_relay_abuse_are_refused() {
             s.write_all(&frame::encode(&msg)).await.unwrap();
             matches!(
                 tokio::time::timeout(Duration::from_secs(5), frame::read_frame(&mut r)).await,
-                Ok(Ok(Msg::Failed { .. })) | Ok(Err(_))
+                Ok(Ok(Msg::Failed { .. }))
             )
         }
     };
@@ -216,4 +239,64 @@ async fn forged_introductions_and_relay_abuse_are_refused() {
     drop(tunnels);
     a.leave().await;
     b.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_of_another_protocol_version_are_told_which_side_must_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start("a", dir.path(), None).await;
+    let v1 = vec![tls::alpn(1)];
+
+    // An older peer dials us: refused with a reason it prints after "refused us:".
+    std::fs::create_dir_all(dir.path().join("old-dialer")).unwrap();
+    let id = Identity::load_or_create(&dir.path().join("old-dialer")).unwrap();
+    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    ep.set_default_client_config(tls::client_config_speaking(&id, Some(a.id()), &v1).unwrap());
+    let conn = ep
+        .connect(a.local_addr(), tls::SERVER_NAME)
+        .unwrap()
+        .await
+        .expect("TLS completes between versions");
+    match tokio::time::timeout(Duration::from_secs(5), conn.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(c)) => {
+            assert_eq!(c.error_code.into_inner(), close_code::VERSION as u64);
+            let reason = String::from_utf8_lossy(&c.reason).into_owned();
+            assert!(
+                reason.contains("you speak 1: you must upgrade MEFF"),
+                "{reason}"
+            );
+        }
+        other => panic!("an old dialer was not refused: {other:?}"),
+    }
+
+    // We dial an older peer: one line naming both versions and who must upgrade.
+    std::fs::create_dir_all(dir.path().join("old-acceptor")).unwrap();
+    let old = Identity::load_or_create(&dir.path().join("old-acceptor")).unwrap();
+    let server = quinn::Endpoint::server(
+        tls::server_config_speaking(&old, &v1).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let old_addr = server.local_addr().unwrap();
+    let accept = tokio::spawn(async move {
+        let conn = server.accept().await.unwrap().await.unwrap();
+        let _ = conn.closed().await;
+        server
+    });
+    let mut cfg = config("b", dir.path());
+    cfg.join = Some(meff::node::JoinTarget::Addr {
+        addr: old_addr,
+        key: [0u8; 32],
+    });
+    let err = format!(
+        "{:#}",
+        Node::start(cfg).await.err().expect("joined an old peer")
+    );
+    let line = format!(
+        "peer at {old_addr} speaks protocol 1, this peer speaks {}: peer at {old_addr} must upgrade MEFF",
+        meff::net::msg::PROTOCOL_VERSION
+    );
+    assert!(err.contains(&line), "{err}");
+    let _ = accept.await;
+    a.leave().await;
 }

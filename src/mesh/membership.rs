@@ -17,6 +17,8 @@ pub struct MemberRecord {
     pub incarnation: u64,
     pub left: bool,
     pub capacity: u64,
+    /// The peer's disk is full: it takes no new copies until it has room again.
+    pub disk_full: bool,
 }
 
 impl MemberRecord {
@@ -135,6 +137,7 @@ mod tests {
             incarnation: inc,
             left,
             capacity: 1,
+            disk_full: false,
         }
     }
 

@@ -22,6 +22,9 @@ pub enum FrameError {
     KindMismatch { header: u8, body: u8 },
     #[error("frame kind {0} is not allowed here")]
     NotAllowed(u8),
+    /// A handshake frame of another protocol version (whose layout we cannot decode).
+    #[error("protocol version {0}")]
+    Version(u16),
 }
 
 pub fn encode(msg: &Msg) -> Vec<u8> {
@@ -45,7 +48,11 @@ pub fn decode_header(h: &[u8; HEADER_LEN]) -> Result<(u8, usize), FrameError> {
 }
 
 pub fn decode_body(kind: u8, body: &[u8]) -> Result<Msg, FrameError> {
-    let msg: Msg = postcard::from_bytes(body).map_err(|_| FrameError::Decode(kind))?;
+    let msg: Msg = postcard::from_bytes(body).map_err(|_| {
+        handshake_version(kind, body)
+            .filter(|v| *v != super::msg::PROTOCOL_VERSION)
+            .map_or(FrameError::Decode(kind), FrameError::Version)
+    })?;
     if msg.kind() != kind {
         return Err(FrameError::KindMismatch {
             header: kind,
@@ -53,6 +60,19 @@ pub fn decode_body(kind: u8, body: &[u8]) -> Result<Msg, FrameError> {
         });
     }
     Ok(msg)
+}
+
+/// The version in a Hello or HelloAck of any protocol version: every version keeps it as the
+/// first field, right after the variant index.
+fn handshake_version(kind: u8, body: &[u8]) -> Option<u16> {
+    if kind > 1 {
+        return None;
+    }
+    let (variant, rest) = postcard::take_from_bytes::<u32>(body).ok()?;
+    if variant != u32::from(kind) {
+        return None;
+    }
+    postcard::take_from_bytes::<u16>(rest).ok().map(|(v, _)| v)
 }
 
 pub async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Msg, FrameError> {
@@ -94,6 +114,23 @@ pub async fn write_frame(send: &mut quinn::SendStream, msg: &Msg) -> Result<(), 
 mod tests {
     use super::*;
     use crate::net::msg::Heartbeat;
+
+    #[test]
+    fn a_hello_of_another_version_is_told_apart_from_garbage() {
+        // Another version's hello: the variant, its version, then a layout we do not know.
+        let mut body = postcard::to_allocvec(&(0u32, 7u16)).unwrap();
+        body.extend_from_slice(&[0xff; 40]);
+        assert!(matches!(decode_body(0, &body), Err(FrameError::Version(7))));
+        let mut ack = postcard::to_allocvec(&(1u32, 1u16)).unwrap();
+        ack.extend_from_slice(&[0xff; 3]);
+        assert!(matches!(decode_body(1, &ack), Err(FrameError::Version(1))));
+        // Garbage in any other frame stays garbage.
+        assert!(matches!(decode_body(3, &body), Err(FrameError::Decode(3))));
+        assert!(matches!(
+            decode_body(0, &[0xff; 8]),
+            Err(FrameError::Decode(0))
+        ));
+    }
 
     #[test]
     fn roundtrip() {

@@ -6,7 +6,18 @@ use crate::store::catalog::CatalogEntry;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: member records say whether the peer's disk is full.
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The one line both sides of a version mismatch print: both versions, and who must upgrade.
+pub fn version_mismatch(who: &str, theirs: u16) -> String {
+    let upgrade = if theirs < PROTOCOL_VERSION {
+        format!("{who} must upgrade MEFF")
+    } else {
+        "this peer must upgrade MEFF".to_string()
+    };
+    format!("{who} speaks protocol {theirs}, this peer speaks {PROTOCOL_VERSION}: {upgrade}")
+}
 
 /// First frame on a connection's control stream, from the dialer. `version` comes first so any
 /// future layout can still be told apart by it.

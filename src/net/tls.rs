@@ -13,7 +13,33 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const ALPN: &[u8] = b"meff/1";
+/// The ALPN of a protocol version. Both sides offer their own and every older one, so a
+/// connection between versions completes its TLS handshake, and each side, seeing which one
+/// was picked, can say which must upgrade instead of failing obscurely.
+pub fn alpn(version: u16) -> Vec<u8> {
+    format!("meff/{version}").into_bytes()
+}
+
+fn alpn_offers() -> Vec<Vec<u8>> {
+    (1..=crate::net::msg::PROTOCOL_VERSION)
+        .rev()
+        .map(alpn)
+        .collect()
+}
+
+/// The protocol version the two sides agreed on (the lower of theirs and ours).
+pub fn negotiated_version(conn: &quinn::Connection) -> Option<u16> {
+    let data = conn
+        .handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?;
+    let proto = data.protocol?;
+    std::str::from_utf8(&proto)
+        .ok()?
+        .strip_prefix("meff/")?
+        .parse()
+        .ok()
+}
 pub const SERVER_NAME: &str = "meff";
 
 fn provider() -> Arc<CryptoProvider> {
@@ -152,13 +178,21 @@ pub fn transport_config() -> Arc<quinn::TransportConfig> {
 }
 
 pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig> {
+    server_config_speaking(identity, &alpn_offers())
+}
+
+/// A server config offering only the given ALPNs (tests play older versions with it).
+pub fn server_config_speaking(
+    identity: &Identity,
+    alpns: &[Vec<u8>],
+) -> Result<quinn::ServerConfig> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .context("TLS 1.3 unavailable")?
         .with_client_cert_verifier(Arc::new(PeerCertVerifier::new(None)))
         .with_single_cert(vec![identity.cert.clone()], identity.private_key())
         .context("own certificate rejected by TLS")?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = alpns.to_vec();
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .context("TLS config unusable for QUIC")?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -168,6 +202,15 @@ pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig> {
 
 /// A client config for one dial; `expected` pins the id of the peer we mean to reach.
 pub fn client_config(identity: &Identity, expected: Option<PeerId>) -> Result<quinn::ClientConfig> {
+    client_config_speaking(identity, expected, &alpn_offers())
+}
+
+/// A client config offering only the given ALPNs (tests play older versions with it).
+pub fn client_config_speaking(
+    identity: &Identity,
+    expected: Option<PeerId>,
+    alpns: &[Vec<u8>],
+) -> Result<quinn::ClientConfig> {
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .context("TLS 1.3 unavailable")?
@@ -175,7 +218,7 @@ pub fn client_config(identity: &Identity, expected: Option<PeerId>) -> Result<qu
         .with_custom_certificate_verifier(Arc::new(PeerCertVerifier::new(expected)))
         .with_client_auth_cert(vec![identity.cert.clone()], identity.private_key())
         .context("own certificate rejected by TLS")?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = alpns.to_vec();
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .context("TLS config unusable for QUIC")?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));

@@ -6,7 +6,7 @@ use crate::id::PeerId;
 use crate::mesh::membership::MemberRecord;
 use crate::net::auth::{self, Role};
 use crate::net::frame::{self, FrameError};
-use crate::net::msg::{Heartbeat, Hello, HelloAck, Msg, PROTOCOL_VERSION};
+use crate::net::msg::{Heartbeat, Hello, HelloAck, Msg, PROTOCOL_VERSION, version_mismatch};
 use crate::net::relay_socket::is_relay_addr;
 use crate::net::tls;
 use anyhow::{Result, anyhow, bail};
@@ -17,6 +17,11 @@ use tracing::{debug, info, warn};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// The other side's version, when the TLS handshake settled on an older protocol than ours.
+fn older_protocol(conn: &quinn::Connection) -> Option<u16> {
+    tls::negotiated_version(conn).filter(|v| *v < PROTOCOL_VERSION)
+}
 
 fn closed_reason(e: &quinn::ConnectionError) -> String {
     match e {
@@ -62,6 +67,10 @@ impl Node {
         if peer == self.id() {
             conn.close(0u32.into(), b"self");
             bail!("{addr} is this peer itself");
+        }
+        if let Some(theirs) = older_protocol(&conn) {
+            conn.close(close_code::VERSION.into(), b"protocol version");
+            bail!("{}", version_mismatch(&format!("peer at {addr}"), theirs));
         }
         let result =
             tokio::time::timeout(HANDSHAKE_TIMEOUT, self.dialer_handshake(&conn, addr)).await;
@@ -131,8 +140,8 @@ impl Node {
                 }
                 if ack.version != PROTOCOL_VERSION {
                     bail!(
-                        "peer at {addr} speaks protocol {} (we speak {PROTOCOL_VERSION})",
-                        ack.version
+                        "{}",
+                        version_mismatch(&format!("peer at {addr}"), ack.version)
                     );
                 }
                 Ok((ack, send, recv))
@@ -179,6 +188,15 @@ impl Node {
             .map_err(|_| anyhow!("TLS handshake timed out"))??;
         let remote = conn.remote_address();
         let peer = tls::remote_peer_id(&conn).ok_or_else(|| anyhow!("no identity"))?;
+        if let Some(theirs) = older_protocol(&conn) {
+            warn!("{}; refused", version_mismatch(&remote.to_string(), theirs));
+            // What an older dialer prints after "refused us:".
+            let reason = format!(
+                "this peer speaks protocol {PROTOCOL_VERSION}, you speak {theirs}: you must upgrade MEFF"
+            );
+            conn.close(close_code::VERSION.into(), reason.as_bytes());
+            return Ok(());
+        }
         let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
             let (send, mut recv) = conn.accept_bi().await?;
             let msg = frame::read_frame_of(&mut recv, Some(crate::net::msg::HELLO)).await?;
@@ -195,6 +213,14 @@ impl Node {
             Ok(Err(e)) => {
                 if conn.close_reason().is_some() {
                     debug!("{remote} went away during the handshake: {e:#}");
+                    return Ok(());
+                }
+                if let Some(frame::FrameError::Version(theirs)) = e.downcast_ref() {
+                    warn!(
+                        "{}; refused",
+                        version_mismatch(&remote.to_string(), *theirs)
+                    );
+                    conn.close(close_code::VERSION.into(), b"protocol version");
                     return Ok(());
                 }
                 warn!("{remote}: bad handshake ({e:#}); closing");
@@ -218,15 +244,11 @@ impl Node {
             return Ok(());
         }
         if hello.version != PROTOCOL_VERSION {
-            warn!("{remote} speaks protocol {}; refused", hello.version);
-            conn.close(
-                close_code::VERSION.into(),
-                format!(
-                    "protocol version {} not supported (we speak {PROTOCOL_VERSION})",
-                    hello.version
-                )
-                .as_bytes(),
+            warn!(
+                "{}; refused",
+                version_mismatch(&remote.to_string(), hello.version)
             );
+            conn.close(close_code::VERSION.into(), b"protocol version");
             return Ok(());
         }
         if hello.record.id != peer {

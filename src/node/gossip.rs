@@ -34,6 +34,7 @@ impl Node {
                 incarnation: now_ms(),
                 left: false,
                 capacity: self.inner.cfg.capacity,
+                disk_full: false,
             })
     }
 

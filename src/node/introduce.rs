@@ -64,7 +64,7 @@ impl Node {
             if !member || peer == self.id() || is_relay_addr(&addr) || addr.ip().is_unspecified() {
                 warn!(
                     "refused an introduction from {} to {} at {addr}: not a member we know",
-                    introducer.short(),
+                    st.table.display_name(&introducer),
                     peer.short()
                 );
                 return;

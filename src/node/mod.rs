@@ -238,6 +238,7 @@ impl Node {
             incarnation: now_ms().max(last_incarnation + 1),
             left: false,
             capacity: cfg.capacity,
+            disk_full: false,
         };
         if let Some(holder) = table.name_holder(&me.name, &me.id) {
             tracing::warn!("name {} is also used by {}", me.name, holder.id.short());

@@ -124,34 +124,46 @@ impl Node {
         mut send: quinn::SendStream,
         recv: quinn::RecvStream,
     ) -> Result<()> {
-        if target == from || target == self.id() {
-            bail!("nonsense relay target");
-        }
-        let known = self.state().table.get(&target).is_some_and(|r| !r.left);
-        if !known {
-            warn!(
-                "{} asked to relay to a non-member; refused",
-                self.peer_name(&from)
-            );
-            bail!("not a member");
-        }
-        {
-            let mut st = self.state();
-            let n = st.relayed_for.entry(from).or_default();
-            if *n >= MAX_TUNNELS_PER_PEER {
-                warn!(
-                    "{} asked for more than {MAX_TUNNELS_PER_PEER} tunnels; refused",
-                    from.short()
-                );
-                bail!("relay limit reached");
-            }
-            *n += 1;
+        if let Err(why) = self.admit_relay(from, target) {
+            // Said in so many words: the asker tells a refusal from a broken stream.
+            let _ = frame::write_frame(
+                &mut send,
+                &Msg::Failed {
+                    reason: why.to_string(),
+                },
+            )
+            .await;
+            let _ = send.finish();
+            bail!("{why}");
         }
         let result = self.relay_between(from, target, &mut send, recv).await;
         if let Some(n) = self.state().relayed_for.get_mut(&from) {
             *n = n.saturating_sub(1);
         }
         result
+    }
+
+    /// Takes a tunnel slot for `from`, or says why not.
+    fn admit_relay(&self, from: PeerId, target: PeerId) -> Result<(), &'static str> {
+        if target == from || target == self.id() {
+            return Err("nonsense relay target");
+        }
+        let mut st = self.state();
+        if !st.table.get(&target).is_some_and(|r| !r.left) {
+            warn!(
+                "{} asked to relay to a non-member; refused",
+                st.table.display_name(&from)
+            );
+            return Err("not a member");
+        }
+        let n = st.relayed_for.entry(from).or_default();
+        if *n >= MAX_TUNNELS_PER_PEER {
+            let name = st.table.display_name(&from);
+            warn!("{name} asked for more than {MAX_TUNNELS_PER_PEER} tunnels; refused");
+            return Err("relay limit reached");
+        }
+        *n += 1;
+        Ok(())
     }
 
     async fn relay_between(
