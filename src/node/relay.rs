@@ -149,7 +149,7 @@ impl Node {
             return Err("nonsense relay target");
         }
         let mut st = self.state();
-        if !st.table.get(&target).is_some_and(|r| !r.left) {
+        if st.table.get(&target).is_none_or(|r| r.left) {
             warn!(
                 "{} asked to relay to a non-member; refused",
                 st.table.display_name(&from)
