@@ -520,5 +520,65 @@ async fn a_full_disk_on_a_holder_sends_the_copy_to_the_next_peer() {
         .await
         .unwrap();
     assert_eq!(std::fs::read(p).unwrap(), std::fs::read(&file).unwrap());
+
+    // The full peer says so, everyone sees it, and nobody keeps trying to give it the copy.
+    assert!(
+        full.is_disk_full(),
+        "the full peer does not know it is full"
+    );
+    assert!(
+        wait_for(Duration::from_secs(3), || nodes
+            .iter()
+            .filter(|n| n.id() != full.id())
+            .all(|n| n
+                .status()
+                .peers
+                .iter()
+                .any(|p| p.id == full.id().to_string() && p.disk_full)))
+        .await
+        .is_some(),
+        "the others do not see the full disk"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        full.pulls_backing_off(),
+        0,
+        "the full peer still tries to pull copies"
+    );
+    assert!(!full.status().peers.iter().any(|p| p.disk_full));
+
+    // Room again: the peer takes its copy after all.
+    let ok = std::process::Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&blobs)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "cannot grow the tmpfs");
+    let blob = blobs.join(meff::store::blobs::hex(&hash));
+    assert!(
+        wait_for(Duration::from_secs(10), || !full.is_disk_full()
+            && blob.exists())
+        .await
+        .is_some(),
+        "the peer with room again did not take its copy"
+    );
     leave_all(&nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_larger_than_the_disk_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config("huge", dir.path());
+    cfg.capacity = 1 << 62;
+    cfg.capacity_given = true;
+    let err = format!("{:#}", Node::start(cfg).await.err().expect("started"));
+    assert!(err.contains("is more than the disk holding"), "{err}");
+    // Not asked for, the default is cut to the disk's size.
+    let mut cfg = config("default", dir.path());
+    cfg.capacity = 1 << 62;
+    let node = Node::start(cfg).await.unwrap();
+    let disk = meff::store::disk::filesystem_size(dir.path()).unwrap();
+    assert!(node.status().peers.is_empty());
+    assert!(node.capacity() <= disk);
+    node.leave().await;
 }

@@ -88,9 +88,10 @@ pub struct PeerOpts {
     /// Copies each track gets (or every peer where fewer).
     #[arg(long, default_value_t = 3)]
     pub replicas: usize,
-    /// Storage this peer offers, e.g. 10G, 500M.
-    #[arg(long, default_value = "10G")]
-    pub capacity: String,
+    /// Storage this peer offers, e.g. 10G, 500M (default 10G, or the disk's size if smaller;
+    /// more than the disk is refused).
+    #[arg(long)]
+    pub capacity: Option<String>,
     /// How long a holder may be unreachable before its tracks are copied elsewhere (2s, 5m, 1h).
     #[arg(long, default_value = "10m")]
     pub repair_after: String,

@@ -332,7 +332,14 @@ fn print_status(s: &Status, out: &Output) {
     out.out(format!("id:     {}", s.id));
     out.out(format!("name:   {}", s.name));
     out.out(format!("addrs:  {}", s.addrs.join(", ")));
-    out.out(format!("stored: {}", human_bytes(s.stored_bytes)));
+    if s.disk_full {
+        out.out(format!(
+            "stored: {} (disk full: taking no new copies)",
+            human_bytes(s.stored_bytes)
+        ));
+    } else {
+        out.out(format!("stored: {}", human_bytes(s.stored_bytes)));
+    }
     let left = s.peers.iter().filter(|p| p.state == "left").count();
     let members = s.peers.len() - left;
     if left > 0 {
@@ -362,13 +369,14 @@ fn peer_line(p: &crate::node::status::PeerStatus) -> String {
         .map(|r| format!("{r:.1} ms"))
         .unwrap_or_else(|| "-".into());
     format!(
-        "{:<16} {}  {:<7} rtt {:>8}  {:<7} {}",
+        "{:<16} {}  {:<7} rtt {:>8}  {:<7} {}{}",
         p.name,
         p.id.get(..8).unwrap_or(&p.id),
         p.state,
         rtt,
         p.path,
-        p.addr.as_deref().unwrap_or("-")
+        p.addr.as_deref().unwrap_or("-"),
+        if p.disk_full { "  disk full" } else { "" }
     )
 }
 

@@ -247,7 +247,10 @@ pub async fn start_peer(
     cfg.port = port;
     cfg.bind_ip = opts.bind;
     cfg.replicas = opts.replicas.max(1);
-    cfg.capacity = args::parse_size(&opts.capacity).map_err(|e| anyhow!(e))?;
+    if let Some(c) = &opts.capacity {
+        cfg.capacity = args::parse_size(c).map_err(|e| anyhow!(e))?;
+        cfg.capacity_given = true;
+    }
     cfg.repair_after = args::parse_duration(&opts.repair_after).map_err(|e| anyhow!(e))?;
     cfg.upload_limit = match &opts.upload_limit {
         Some(s) => Some(args::parse_size(s).map_err(|e| anyhow!(e))?),

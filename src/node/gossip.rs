@@ -39,7 +39,7 @@ impl Node {
     }
 
     /// Change our own record; a fresh incarnation makes the change win every merge.
-    fn update_self(&self, f: impl FnOnce(&mut MemberRecord)) {
+    pub(crate) fn update_self(&self, f: impl FnOnce(&mut MemberRecord)) {
         let mut rec = self.own_record();
         f(&mut rec);
         rec.incarnation = now_ms().max(rec.incarnation + 1);
@@ -235,6 +235,7 @@ impl Node {
                 }
                 if now.duration_since(last_repair) >= REPAIR_EVERY {
                     last_repair = now;
+                    node.check_disk_room();
                     node.repair_tick();
                 }
                 node.forget_departed();

@@ -4,6 +4,7 @@
 
 mod conn;
 mod control_queue;
+mod disk_full;
 mod fetch;
 mod gossip;
 mod introduce;
@@ -66,6 +67,9 @@ pub struct NodeConfig {
     pub join: Option<JoinTarget>,
     pub replicas: usize,
     pub capacity: u64,
+    /// The capacity was asked for (`--capacity`): larger than the disk, it is refused; the
+    /// default is cut to the disk's size instead.
+    pub capacity_given: bool,
     pub repair_after: Duration,
     pub liveness: LivenessConfig,
     /// Bytes per second this peer serves to others at most (None: no limit).
@@ -82,6 +86,7 @@ impl NodeConfig {
             join: None,
             replicas: 3,
             capacity: 10 << 30,
+            capacity_given: false,
             repair_after: Duration::from_secs(600),
             liveness: LivenessConfig::default(),
             upload_limit: None,
@@ -130,6 +135,10 @@ pub(crate) struct State {
     /// Blobs we deleted because our copy was corrupt: a fetch for one is told so, not just
     /// "not held", so the asker can say how many copies were bad.
     pub corrupt_dropped: HashSet<Hash>,
+    /// A blob write failed for lack of space: no new copies until there is room.
+    pub disk_full: bool,
+    /// Blobs whose pull failed: (failures in a row, no retry before).
+    pub pull_backoff: HashMap<Hash, (u32, Instant)>,
 }
 
 pub(crate) struct Inner {
@@ -178,8 +187,21 @@ pub fn now_ms() -> u64 {
 }
 
 impl Node {
-    pub async fn start(cfg: NodeConfig) -> Result<Node> {
+    pub async fn start(mut cfg: NodeConfig) -> Result<Node> {
         crate::store::fsutil::prepare_data_dir(&cfg.data_dir)?;
+        if let Some(disk) = crate::store::disk::filesystem_size(&cfg.data_dir)
+            && cfg.capacity > disk
+        {
+            if cfg.capacity_given {
+                bail!(
+                    "--capacity {} is more than the disk holding {} ({}); offer at most that",
+                    crate::cli::commands::human_bytes(cfg.capacity),
+                    cfg.data_dir.display(),
+                    crate::cli::commands::human_bytes(disk)
+                );
+            }
+            cfg.capacity = disk;
+        }
         let lock = lock::DataDirLock::acquire(&cfg.data_dir)?;
         let identity = Identity::load_or_create(&cfg.data_dir)?;
         let db = Arc::new(Db::open(&cfg.data_dir.join("meff.redb"))?);
@@ -296,6 +318,8 @@ impl Node {
                     upgrade_tries: HashMap::new(),
                     sync_pending: HashSet::new(),
                     corrupt_dropped: HashSet::new(),
+                    disk_full: false,
+                    pull_backoff: HashMap::new(),
                 }),
                 shutdown: CancellationToken::new(),
                 created_network,

@@ -51,6 +51,7 @@ impl Node {
                 hash: e.hash,
             })
             .collect();
+        let full = self.full_peers();
         let actions = plan(&RepairInput {
             tracks: &tracks,
             alive: &candidates,
@@ -59,11 +60,13 @@ impl Node {
             held: &held,
             known_holders: &known,
             protected: &protected,
+            full: &full,
         });
+        let now = Instant::now();
         for a in actions {
             match a {
                 RepairAction::Fetch { hash, .. } => {
-                    if !self.state().repairing.insert(hash) {
+                    if self.pull_backing_off(&hash, now) || !self.state().repairing.insert(hash) {
                         continue;
                     }
                     let Some(entry) = entries.iter().find(|e| e.hash == hash).cloned() else {
@@ -73,13 +76,18 @@ impl Node {
                     let node = self.clone();
                     self.spawn_task(async move {
                         let t0 = Instant::now();
-                        match node.pull_blob(&entry).await {
+                        let result = node.pull_blob(&entry).await;
+                        node.note_pull(hash, result.is_ok());
+                        match result {
                             Ok(()) => info!(
                                 "repair: now holding {} ({} ms)",
                                 entry.name,
                                 t0.elapsed().as_millis()
                             ),
-                            Err(e) => warn!("repair: cannot pull {}: {e:#}", entry.name),
+                            Err(e) => {
+                                node.note_write_error(&e);
+                                warn!("repair: cannot pull {}: {e:#}", entry.name);
+                            }
                         }
                         node.state().repairing.remove(&hash);
                     });

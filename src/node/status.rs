@@ -13,6 +13,8 @@ pub struct PeerStatus {
     pub rtt_ms: Option<f64>,
     pub path: &'static str,
     pub addr: Option<String>,
+    /// Its disk is full: it takes no new copies.
+    pub disk_full: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +23,7 @@ pub struct Status {
     pub name: String,
     pub addrs: Vec<String>,
     pub stored_bytes: u64,
+    pub disk_full: bool,
     pub peers: Vec<PeerStatus>,
 }
 
@@ -60,6 +63,7 @@ impl Node {
                         .filter(|a| !is_relay_addr(a))
                         .or_else(|| r.addrs.first().copied())
                         .map(|a| a.to_string()),
+                    disk_full: r.disk_full && !r.left,
                 }
             })
             .collect();
@@ -73,6 +77,7 @@ impl Node {
             name: self.name().to_string(),
             addrs,
             stored_bytes,
+            disk_full: st.disk_full,
             peers,
         }
     }
@@ -90,6 +95,11 @@ impl Node {
     /// from simultaneous dials are closed).
     pub fn open_connections(&self) -> usize {
         self.inner.endpoint.open_connections()
+    }
+
+    /// The storage this peer offers (its placement weight).
+    pub fn capacity(&self) -> u64 {
+        self.own_record().capacity
     }
 
     pub fn replicas(&self) -> usize {

@@ -334,9 +334,10 @@ impl Node {
         let r = self.inner.cfg.replicas.max(1);
         let candidates = self.placement_candidates();
         let alive = self.alive_peers();
+        let full = self.full_peers();
         let ranked: Vec<PeerId> = placement::rank(&entry.hash, &candidates)
             .into_iter()
-            .filter(|p| alive.contains(p))
+            .filter(|p| alive.contains(p) && !full.contains(p))
             .collect();
         let mut confirmed: Vec<PeerId> = Vec::new();
         let mut errors: Vec<String> = Vec::new();

@@ -188,6 +188,9 @@ impl Node {
         let mut local_err: Option<String> = None;
         let mut writer = if self.inner.blobs.has(&entry.hash) {
             None
+        } else if self.is_disk_full() {
+            local_err = Some("disk full".to_string());
+            None
         } else {
             match self.inner.blobs.begin(&entry.hash) {
                 Ok(w) => Some(BlobSink::new(w)),
@@ -227,6 +230,7 @@ impl Node {
             if let Some(w) = writer.as_mut()
                 && let Err(e) = w.write(piece).await
             {
+                self.note_write_error(&e);
                 local_err = Some(format!("{e:#}"));
                 writer = None;
             }
@@ -237,6 +241,7 @@ impl Node {
         }
         if let Some(w) = writer {
             if let Err(e) = w.commit().await {
+                self.note_write_error(&e);
                 local_err = Some(format!("{e:#}"));
             }
             if local_err.is_none() {

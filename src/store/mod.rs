@@ -6,5 +6,6 @@ pub mod blobs;
 pub mod catalog;
 pub mod db;
 pub mod db_writer;
+pub mod disk;
 pub mod fsutil;
 pub mod repair;

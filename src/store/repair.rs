@@ -43,6 +43,9 @@ pub struct RepairInput<'a> {
     /// has not arrived yet, blobs being served or streamed right now. Without this a freshly
     /// received blob would look unreferenced and be deleted before its entry lands.
     pub protected: &'a BTreeSet<[u8; 32]>,
+    /// Members whose disk is full: they keep what they hold but take no new copies, so for
+    /// a blob they lack placement passes over them to the next peer.
+    pub full: &'a BTreeSet<PeerId>,
 }
 
 /// One step for this peer to take.
@@ -70,9 +73,21 @@ pub fn plan(input: &RepairInput<'_>) -> Vec<RepairAction> {
     let mut drops = Vec::new();
     for hash in &referenced {
         let ranked = rank(hash, input.alive);
-        let desired = &ranked[..r.min(ranked.len())];
         let known = input.known_holders.get(hash).unwrap_or(&none);
         let i_hold = input.held.contains(hash);
+        let holds = |p: &PeerId| {
+            if *p == input.me {
+                i_hold
+            } else {
+                known.contains(p)
+            }
+        };
+        let desired: Vec<PeerId> = ranked
+            .iter()
+            .filter(|p| !input.full.contains(*p) || holds(p))
+            .take(r)
+            .copied()
+            .collect();
         if desired.contains(&input.me) {
             if !i_hold {
                 // Rank order puts desired holders first: they keep the blob, so a transfer
@@ -139,6 +154,7 @@ mod tests {
         replicas: usize,
         known: BTreeMap<[u8; 32], BTreeSet<PeerId>>,
         protected: BTreeSet<[u8; 32]>,
+        full: BTreeSet<PeerId>,
     }
 
     impl World {
@@ -156,6 +172,7 @@ mod tests {
                 held,
                 known_holders: &self.known,
                 protected: &self.protected,
+                full: &self.full,
             })
         }
     }
@@ -168,6 +185,7 @@ mod tests {
             replicas,
             known: BTreeMap::new(),
             protected: BTreeSet::new(),
+            full: BTreeSet::new(),
         }
     }
 
@@ -284,10 +302,37 @@ mod tests {
                         replicas,
                         known,
                         protected: protected.into_iter().collect(),
+                        full: BTreeSet::new(),
                     };
                     (w, me, held.into_iter().collect())
                 },
             )
+    }
+
+    #[test]
+    fn a_full_peer_takes_no_new_copy_and_keeps_the_ones_it_has() {
+        let h = blob(3);
+        let mut w = world(5, 2, &[h]);
+        let order = ranked(&w, &h);
+        w.full.insert(order[0]);
+        // The first choice is full and lacks the blob: the third in rank pulls it instead.
+        w.known.insert(h, [order[1]].into());
+        assert!(w.plan_for(order[0], &BTreeSet::new()).is_empty());
+        assert!(matches!(
+            w.plan_for(order[2], &BTreeSet::new())[..],
+            [RepairAction::Fetch { hash, .. }] if hash == h
+        ));
+        // Once the others hold it, the full peer is not asked for it either.
+        w.known.insert(h, [order[1], order[2]].into());
+        assert!(w.plan_for(order[2], &[h].into()).is_empty());
+        // A full peer that holds a copy keeps it: it is still a desired holder.
+        w.known.insert(h, [order[0], order[1], order[2]].into());
+        assert!(w.plan_for(order[0], &[h].into()).is_empty());
+        // And with the disk full, the peer that stood in may go once R desired hold it.
+        assert_eq!(
+            w.plan_for(order[2], &[h].into()),
+            vec![RepairAction::Drop { hash: h }]
+        );
     }
 
     proptest! {
