@@ -133,7 +133,17 @@ async fn killing_the_source_mid_stream_fails_over_with_no_underrun() {
         })
         .await
     });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        wait_for(Duration::from_secs(10), || current
+            .lock()
+            .unwrap()
+            .is_some())
+        .await
+        .is_some(),
+        "no source was announced"
+    );
+    // Well into the track, not at its first bytes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let source = current.lock().unwrap().expect("a source was announced");
     let victim = nodes.iter().find(|n| n.id() == source).unwrap();
     victim.abort();

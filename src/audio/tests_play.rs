@@ -165,7 +165,15 @@ fn null_output_plays_in_real_time() {
     .unwrap();
     let took = t0.elapsed().as_secs_f64();
     eprintln!("null: {stats:?} in {took:.3} s");
-    assert!((1.85..2.6).contains(&took), "took {took} s");
+    // Never faster than real time; slower only by time the stats account for (start-up and
+    // underruns), plus the ring's last ~0.1 s and scheduling slack on a busy machine.
+    let played = stats.frames as f64 / 44_100.0;
+    assert!(took >= played * 0.98, "{played} s played in {took} s");
+    let accounted = played + stats.ttfa_ms / 1000.0 + stats.underrun_ms / 1000.0;
+    assert!(
+        took < accounted + 0.5,
+        "took {took} s, {accounted} s accounted for"
+    );
     assert_eq!(stats.underruns, 0, "{stats:?}");
     assert_eq!(stats.underrun_ms, 0.0);
     assert!(
@@ -310,23 +318,40 @@ fn stop_returns_promptly_even_with_a_stalled_source() {
     reader.stall = Some((data.len() * 3 / 4, Duration::from_secs(5)));
     let control = PlaybackControl::default();
     let stopper = control.clone();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(400));
+    // Conditions, not a schedule: pause once 0.3 s have played, check that nothing plays while
+    // paused, then stop; only the time from stop to return is measured.
+    let driver = std::thread::spawn(move || {
+        while stopper.status().elapsed_s < 0.3 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         stopper.pause();
+        std::thread::sleep(Duration::from_millis(50));
+        let at_pause = stopper.status().elapsed_s;
         std::thread::sleep(Duration::from_millis(200));
+        let after = stopper.status().elapsed_s;
         stopper.stop();
+        (at_pause, after, Instant::now())
     });
-    let t0 = Instant::now();
-    let stats =
-        play_from_reader(reader, Some("ogg"), OutputKind::Null, t0, control.clone()).unwrap();
-    let took = t0.elapsed();
-    assert!(
-        took > Duration::from_millis(550) && took < Duration::from_millis(900),
-        "took {took:?}"
-    );
-    // Paused at ~0.4 s: nothing consumed while paused, no underrun counted.
+    let stats = play_from_reader(
+        reader,
+        Some("ogg"),
+        OutputKind::Null,
+        Instant::now(),
+        control.clone(),
+    )
+    .unwrap();
+    let returned = Instant::now();
+    let (at_pause, after, stopped) = driver.join().unwrap();
+    assert_eq!(at_pause, after, "audio was consumed while paused");
+    // The source stalls for 5 s: returning well before that is what "promptly" means.
+    let lag = returned.duration_since(stopped);
+    assert!(lag < Duration::from_secs(2), "stop took {lag:?}");
     let played = stats.frames as f64 / 44_100.0;
-    assert!((0.3..0.55).contains(&played), "{stats:?}");
+    assert!(
+        (played - at_pause).abs() < 0.05,
+        "{stats:?} vs {at_pause} s at pause"
+    );
+    // Paused: no underrun counted however long the pause.
     assert_eq!(stats.underruns, 0);
     assert_eq!(stats.ended_early, None);
 }
