@@ -22,16 +22,20 @@ mod player;
 mod probe;
 mod resample;
 mod shared;
+mod tag_reader;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_play;
+#[cfg(test)]
+mod tests_tags;
 mod wav_out;
 
 pub use control::{NowPlaying, PlaybackControl};
 pub use output::OutputKind;
 pub use player::{PlaybackStats, play_from_reader};
 pub use probe::{TrackInfo, decode_all, probe_bytes, probe_file, scan_file};
+pub use tag_reader::{Cover, FileTags, MAX_COVER_BYTES, read_file_tags};
 
 /// Whether the default sound card can be opened: the error names `--output null`.
 pub fn check_device() -> anyhow::Result<()> {

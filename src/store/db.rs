@@ -85,6 +85,12 @@ impl Db {
 
     /// Applies writes in one transaction (one fsync for a burst of them).
     pub fn apply(&self, writes: &[Write]) -> Result<()> {
+        // A commit fsyncs: inside the async runtime it would stall every task on that thread.
+        // The writer thread has no runtime; any other caller is the bug this catches in tests.
+        debug_assert!(
+            tokio::runtime::Handle::try_current().is_err(),
+            "database write inside the async runtime; submit it to the DbWriter"
+        );
         let tx = self.db.begin_write()?;
         {
             let mut catalog = tx.open_table(CATALOG)?;

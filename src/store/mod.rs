@@ -9,3 +9,4 @@ pub mod db_writer;
 pub mod disk;
 pub mod fsutil;
 pub mod repair;
+pub mod track_tags;
