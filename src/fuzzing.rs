@@ -139,6 +139,9 @@ mod seeds {
             },
             tombstone: false,
             tombstone_acks: Default::default(),
+            tags: Default::default(),
+            cover: None,
+            pushed_by: String::new(),
         };
         put("catalog_entry", 0, &postcard::to_allocvec(&e).unwrap());
         put(

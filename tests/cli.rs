@@ -275,7 +275,11 @@ fn storage_commands_survive_a_crash_and_restart() {
         })
         .is_some()
     );
-    let (code, _, _) = meff(&b2.dir, &["remove", "song"]);
+    // a pushed it: removing it from another peer takes --force.
+    let (code, _, err) = meff(&b2.dir, &["remove", "song"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--force"), "{err}");
+    let (code, _, _) = meff(&b2.dir, &["remove", "song", "--force"]);
     assert_eq!(code, 0);
     assert!(
         wait_for(Duration::from_secs(2), || {

@@ -173,6 +173,18 @@ pub enum PeerCmd {
         name: String,
         /// The audio file to store.
         file: PathBuf,
+        /// Replace the track already under NAME (pushing to a name that exists is refused).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Import audio files and folders (recursively), named `Artist - Title` from their tags.
+    Import {
+        /// Files or folders to import.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Say what would be imported, under which names, without storing anything.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Download NAME, byte-identical and verified.
     Get {
@@ -212,10 +224,37 @@ pub enum PeerCmd {
     Remove {
         /// The track to delete.
         name: String,
+        /// Delete it even though another peer pushed it.
+        #[arg(long)]
+        force: bool,
     },
-    /// Every track in the network.
+    /// The tracks in the network, or those matching QUERY.
     Ls {
+        /// Words that must each start a word of the name, title, artist or album (case and
+        /// accents do not matter: `cafe del` finds `Café del Mar`).
+        query: Vec<String>,
+        /// Only tracks by this artist (or album artist).
+        #[arg(long, value_name = "A")]
+        artist: Option<String>,
+        /// Only tracks of this album.
+        #[arg(long, value_name = "B")]
+        album: Option<String>,
         /// Print the tracks as JSON (SPEC's `ls --json`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Artists in the network, with their albums and tracks.
+    Artists {
+        /// Print them as JSON (SPEC's `artists --json`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Albums in the network (by album artist, else artist), optionally of one artist.
+    Albums {
+        /// Only albums by this artist.
+        #[arg(long, value_name = "A")]
+        artist: Option<String>,
+        /// Print them as JSON (SPEC's `albums --json`).
         #[arg(long)]
         json: bool,
     },

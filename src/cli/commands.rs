@@ -2,9 +2,11 @@
 //! socket; output goes through `Output` so each front end prints it its own way.
 
 use super::args::PeerCmd;
+use super::library_view;
 use crate::audio::OutputKind;
 use crate::node::Node;
 use crate::node::status::Status;
+use crate::node::storage::LsFilter;
 use crate::node::stream::StreamStats;
 use std::path::Path;
 use tokio::sync::mpsc;
@@ -101,14 +103,18 @@ pub const HELP: &str = "commands:
   status [--json]                 this peer and every known peer
   peers                           known peers: state, rtt, path
   invite [--show-key]             the invite ticket for this network
-  push NAME FILE                  store an audio file under NAME on R peers
+  push NAME FILE [--replace]      store an audio file under a new NAME on R peers
+  import PATH... [--dry-run]      import files and folders, named from their tags
   get NAME [-o PATH]              download NAME (default ./NAME.<ext>)
   play NAME                       fetch into memory, then play
   stream NAME [--output device|null|wav:PATH] [--stats json]
                                   play while the bytes arrive (never touches disk)
   pause | resume | stop           control playback
-  remove NAME                     delete NAME network-wide
-  ls [--json]                     every track in the network
+  remove NAME [--force]           delete NAME network-wide (--force: another peer's)
+  ls [QUERY] [--artist A] [--album B] [--json]
+                                  tracks; QUERY words start words of name/tags
+  artists [--json]                artists with their albums and tracks
+  albums [--artist A] [--json]    albums by album artist, else artist
   help                            this text
   down | exit                     leave gracefully and stop";
 
@@ -187,8 +193,11 @@ fn reads_catalog(cmd: &PeerCmd) -> bool {
     matches!(
         cmd,
         PeerCmd::Ls { .. }
+            | PeerCmd::Artists { .. }
+            | PeerCmd::Albums { .. }
             | PeerCmd::Get { .. }
             | PeerCmd::Push { .. }
+            | PeerCmd::Import { .. }
             | PeerCmd::Remove { .. }
             | PeerCmd::Stream { .. }
             | PeerCmd::Play { .. }
@@ -232,11 +241,15 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
                 out.out(left_line(n));
             }
         }
-        PeerCmd::Push { name, file } => {
+        PeerCmd::Push {
+            name,
+            file,
+            replace,
+        } => {
             let file = resolve(cwd, &file);
             let o = out.clone();
             let holders = node
-                .push(&name, &file, move |d, t| o.progress(d, t))
+                .push_with(&name, &file, replace, move |d, t| o.progress(d, t))
                 .await?;
             let names: Vec<String> = holders.iter().map(|p| node.peer_name(p)).collect();
             let want = node.replicas().min(node.alive_count());
@@ -268,26 +281,74 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
             let path = node.get(&name, output.as_deref(), cwd).await?;
             out.out(format!("saved {name} to {}", path.display()));
         }
-        PeerCmd::Remove { name } => {
-            node.remove(&name).await?;
+        PeerCmd::Import { paths, dry_run } => {
+            let paths: Vec<_> = paths.iter().map(|p| resolve(cwd, p)).collect();
+            let o = out.clone();
+            let report = node
+                .import(&paths, dry_run, move |path, outcome, done, total| {
+                    if let Some(line) = library_view::import_line(path, outcome, dry_run) {
+                        o.out(line);
+                    }
+                    o.progress(done, total);
+                })
+                .await?;
+            out.out(library_view::import_summary(&report, dry_run));
+            if let Some(why) = report.stopped {
+                return Err(CmdError::failed(why));
+            }
+        }
+        PeerCmd::Remove { name, force } => {
+            node.remove_with(&name, force).await?;
             out.out(format!("removed {name}"));
         }
-        PeerCmd::Ls { json } => {
-            let tracks = node.ls();
+        PeerCmd::Ls {
+            query,
+            artist,
+            album,
+            json,
+        } => {
+            let filter = LsFilter {
+                query: query.join(" "),
+                artist,
+                album,
+            };
+            let filtered = !filter.query.trim().is_empty()
+                || filter.artist.is_some()
+                || filter.album.is_some();
+            let tracks = node.ls_filtered(&filter);
             if json {
                 out.out(serde_json::to_string(&tracks)?);
+            } else if tracks.is_empty() && filtered {
+                out.out("no track matches");
             } else if tracks.is_empty() {
                 out.out("no tracks yet; add one with `push NAME FILE`");
             } else {
-                for t in tracks {
-                    out.out(format!(
-                        "{:<24} {:>10} {:>7.1} s  {:<6} {} replicas",
-                        t.name,
-                        human_bytes(t.size),
-                        t.duration_s,
-                        t.codec,
-                        t.replicas
-                    ));
+                for line in library_view::track_lines(&tracks) {
+                    out.out(line);
+                }
+            }
+        }
+        PeerCmd::Artists { json } => {
+            let artists = node.artists();
+            if json {
+                out.out(serde_json::to_string(&artists)?);
+            } else if artists.is_empty() {
+                out.out("no tagged artists yet");
+            } else {
+                for line in library_view::artist_lines(&artists) {
+                    out.out(line);
+                }
+            }
+        }
+        PeerCmd::Albums { artist, json } => {
+            let albums = node.albums(artist.as_deref());
+            if json {
+                out.out(serde_json::to_string(&albums)?);
+            } else if albums.is_empty() {
+                out.out("no albums");
+            } else {
+                for line in library_view::album_lines(&albums) {
+                    out.out(line);
                 }
             }
         }

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod commands;
 pub mod control;
+pub mod library_view;
 pub mod progress;
 pub mod shell;
 

@@ -80,7 +80,7 @@ pub enum Msg {
     },
     /// Opens a data stream: `entry.size` raw bytes follow; store them and pass them down `chain`.
     Store {
-        entry: CatalogEntry,
+        entry: Box<CatalogEntry>,
         chain: Vec<PeerId>,
     },
     StoreResult {

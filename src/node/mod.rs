@@ -7,6 +7,8 @@ mod control_queue;
 mod disk_full;
 mod fetch;
 mod gossip;
+mod import;
+pub use import::{ImportOutcome, ImportReport};
 mod introduce;
 mod lock;
 mod relay;
@@ -26,7 +28,7 @@ use crate::net::relay_socket::{RelayHub, RelaySocket};
 use crate::net::ticket::Ticket;
 use crate::net::tls;
 use crate::store::blobs::{BlobStore, Hash};
-use crate::store::catalog::{Catalog, CatalogEntry, Hlc};
+use crate::store::catalog::{Catalog, Hlc};
 use crate::store::db::Db;
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -139,6 +141,8 @@ pub(crate) struct State {
     pub disk_full: bool,
     /// Blobs whose pull failed: (failures in a row, no retry before).
     pub pull_backoff: HashMap<Hash, (u32, Instant)>,
+    /// The word index of the catalog at a generation, rebuilt when the catalog changed.
+    pub library: Option<(u64, crate::store::library::LibraryIndex)>,
 }
 
 pub(crate) struct Inner {
@@ -269,7 +273,7 @@ impl Node {
         let blobs = BlobStore::open(&cfg.data_dir.join("blobs"))?;
         let held = blobs.list();
         let mut catalog = Catalog::new();
-        for e in db.load_catalog::<CatalogEntry>()? {
+        for e in db.load_catalog_with(crate::store::catalog_v1::decode_stored)? {
             catalog.apply(e);
         }
         let hlc = catalog
@@ -320,6 +324,7 @@ impl Node {
                     corrupt_dropped: HashSet::new(),
                     disk_full: false,
                     pull_backoff: HashMap::new(),
+                    library: None,
                 }),
                 shutdown: CancellationToken::new(),
                 created_network,

@@ -2,15 +2,13 @@
 //! keeps every peer's copy of the catalog the same.
 
 use super::{Node, now_ms};
-use crate::audio;
 use crate::id::PeerId;
 use crate::mesh::liveness::PeerState;
 use crate::mesh::placement::{self, Candidate};
 use crate::net::msg::Msg;
 use crate::store::blobs::{Hash, hex};
-use crate::store::catalog::{
-    CHUNK_SIZE, CatalogEntry, ChunkHasher, Version, validate_entry, validate_name,
-};
+use crate::store::catalog::{CHUNK_SIZE, CatalogEntry, Version, validate_entry, validate_name};
+use crate::store::library;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +30,25 @@ pub struct Listing {
     pub hash: String,
     pub replicas: usize,
     pub holders: Vec<String>,
+    pub pushed_by: Option<String>,
+    pub title: Option<String>,
+    pub artist: Option<String>,
+    pub album_artist: Option<String>,
+    pub album: Option<String>,
+    pub track: Option<u32>,
+    pub disc: Option<u32>,
+    pub year: Option<u16>,
+    pub genre: Option<String>,
+    pub cover: Option<String>,
+}
+
+/// What `ls` lists: tracks whose words start with the query's words, of an artist, of an
+/// album (each optional).
+#[derive(Debug, Clone, Default)]
+pub struct LsFilter {
+    pub query: String,
+    pub artist: Option<String>,
+    pub album: Option<String>,
 }
 
 pub fn extension_for(codec: &str) -> &'static str {
@@ -106,11 +123,43 @@ impl Node {
     }
 
     pub fn ls(&self) -> Vec<Listing> {
+        self.ls_filtered(&LsFilter::default())
+    }
+
+    /// The tracks `filter` selects, answered from the word index of the local catalog.
+    pub fn ls_filtered(&self, filter: &LsFilter) -> Vec<Listing> {
         let holders = self.known_holders();
         let alive = self.alive_peers();
-        let st = self.state();
-        st.catalog
-            .live()
+        let mut st = self.state();
+        let generation = st.catalog.generation();
+        if st.library.as_ref().is_none_or(|(g, _)| *g != generation) {
+            let index = library::LibraryIndex::build(st.catalog.live());
+            st.library = Some((generation, index));
+        }
+        let names: Vec<String> = match &st.library {
+            Some((_, index)) => index
+                .search(&filter.query)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            None => Vec::new(),
+        };
+        names
+            .iter()
+            .filter_map(|n| st.catalog.get(n))
+            .filter(|e| !e.tombstone)
+            .filter(|e| {
+                filter
+                    .artist
+                    .as_deref()
+                    .is_none_or(|a| library::by_artist(e, a))
+            })
+            .filter(|e| {
+                filter
+                    .album
+                    .as_deref()
+                    .is_none_or(|a| library::on_album(e, a))
+            })
             .map(|e| {
                 let hs: Vec<String> = holders
                     .get(&e.hash)
@@ -129,9 +178,29 @@ impl Node {
                     hash: hex(&e.hash),
                     replicas: hs.len(),
                     holders: hs,
+                    pushed_by: (!e.pushed_by.is_empty()).then(|| e.pushed_by.clone()),
+                    title: e.tags.title.clone(),
+                    artist: e.tags.artist.clone(),
+                    album_artist: e.tags.album_artist.clone(),
+                    album: e.tags.album.clone(),
+                    track: e.tags.track,
+                    disc: e.tags.disc,
+                    year: e.tags.year,
+                    genre: e.tags.genre.clone(),
+                    cover: e.cover.map(|h| hex(&h)),
                 }
             })
             .collect()
+    }
+
+    /// Artists of the local catalog.
+    pub fn artists(&self) -> Vec<library::ArtistSummary> {
+        library::artists(self.state().catalog.live())
+    }
+
+    /// Albums of the local catalog, optionally of one artist.
+    pub fn albums(&self, artist: Option<&str>) -> Vec<library::AlbumSummary> {
+        library::albums(self.state().catalog.live(), artist)
     }
 
     pub fn entry(&self, name: &str) -> Result<CatalogEntry> {
@@ -288,31 +357,71 @@ impl Node {
         Ok(())
     }
 
-    /// Store FILE under NAME on R peers; returns the ids that hold it.
+    /// A push to a name that exists says whose track it would replace.
+    fn refuse_existing(&self, name: &str) -> Result<()> {
+        let Some(e) = self
+            .state()
+            .catalog
+            .get(name)
+            .filter(|e| !e.tombstone)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let who = if e.pushed_by.is_empty() {
+            self.peer_name(&e.version.peer)
+        } else {
+            e.pushed_by.clone()
+        };
+        bail!(
+            "a track named '{name}' exists (pushed by {who} on {}); push with --replace to replace it",
+            utc_minute(e.version.ts.ms())
+        )
+    }
+
+    /// Store FILE under a new NAME on R peers; returns the ids that hold it.
     pub async fn push(
         &self,
         name: &str,
         file: &Path,
         progress: impl Fn(u64, u64) + Send + Sync,
     ) -> Result<Vec<PeerId>> {
+        self.push_with(name, file, false, progress).await
+    }
+
+    /// Store FILE under NAME on R peers; a NAME that exists is refused unless `replace`.
+    pub async fn push_with(
+        &self,
+        name: &str,
+        file: &Path,
+        replace: bool,
+        progress: impl Fn(u64, u64) + Send + Sync,
+    ) -> Result<Vec<PeerId>> {
         validate_name(name).map_err(|e| anyhow!(e))?;
-        let meta =
-            std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
-        if !meta.is_file() {
-            bail!("{} is not a file", file.display());
+        if !replace {
+            self.refuse_existing(name)?;
         }
-        if meta.len() == 0 {
-            bail!("{} is empty", file.display());
+        let prepared = super::import::prepare_file(file).await?;
+        for w in &prepared.tags.warnings {
+            warn!("{}: {w}", file.display());
         }
-        let path = file.to_path_buf();
-        // One pass over the file, probing and hashing as it streams by: memory stays flat
-        // for any size, and a file that is not audio is refused after its first megabytes.
-        let (info, digest) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let mut hasher = ChunkHasher::new(CHUNK_SIZE);
-            let info = audio::scan_file(&path, |b| hasher.update(b))?;
-            Ok((info, hasher.finish()))
-        })
-        .await??;
+        self.store_prepared(name, prepared, progress).await
+    }
+
+    /// Stores a probed and hashed file under NAME on R peers.
+    pub(crate) async fn store_prepared(
+        &self,
+        name: &str,
+        prepared: super::import::PreparedFile,
+        progress: impl Fn(u64, u64) + Send + Sync,
+    ) -> Result<Vec<PeerId>> {
+        let super::import::PreparedFile {
+            path,
+            info,
+            digest,
+            tags,
+        } = prepared;
+        let file = path.as_path();
         let me = self.id();
         let entry = CatalogEntry {
             name: name.to_string(),
@@ -330,6 +439,10 @@ impl Node {
             },
             tombstone: false,
             tombstone_acks: BTreeSet::new(),
+            tags: tags.tags,
+            // Covers are read but not stored yet: no entry names a blob nobody can fetch.
+            cover: None,
+            pushed_by: self.name().to_string(),
         };
         let r = self.inner.cfg.replicas.max(1);
         let candidates = self.placement_candidates();
@@ -541,7 +654,22 @@ impl Node {
     }
 
     pub async fn remove(&self, name: &str) -> Result<()> {
+        self.remove_with(name, true).await
+    }
+
+    /// Deletes NAME network-wide; a track another peer pushed only with `force`.
+    pub async fn remove_with(&self, name: &str, force: bool) -> Result<()> {
         let mut entry = self.entry(name)?;
+        let mine = entry.version.peer == self.id()
+            || (!entry.pushed_by.is_empty() && entry.pushed_by == self.name());
+        if !force && !mine {
+            let who = if entry.pushed_by.is_empty() {
+                self.peer_name(&entry.version.peer)
+            } else {
+                entry.pushed_by.clone()
+            };
+            bail!("'{name}' was pushed by {who}; remove it with --force");
+        }
         let me = self.id();
         entry.tombstone = true;
         entry.version = Version {
@@ -582,5 +710,33 @@ impl Drop for TempFile {
         if let Some(tmp) = self.0.take() {
             let _ = std::fs::remove_file(tmp);
         }
+    }
+}
+
+/// `2026-12-01 23:10 UTC` for a time in ms since the epoch.
+fn utc_minute(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let (h, m) = (secs / 3600 % 24, secs / 60 % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_utc_minutes() {
+        assert_eq!(super::utc_minute(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc_minute(1_796_166_600_000), "2026-12-01 23:10 UTC");
+        assert_eq!(super::utc_minute(951_782_400_000), "2000-02-29 00:00 UTC");
     }
 }

@@ -45,7 +45,7 @@ impl Node {
         let result = match msg {
             Msg::Fetch { hash, offset } => self.serve_fetch(hash, offset, &mut send).await,
             Msg::Store { entry, chain } => {
-                self.serve_store(peer, entry, chain, &mut send, recv).await
+                self.serve_store(peer, *entry, chain, &mut send, recv).await
             }
             Msg::RelayOpen { target } => {
                 // The tunnel owns the streams from here on.
@@ -306,7 +306,7 @@ impl Node {
         frame::write_frame(
             &mut s,
             &Msg::Store {
-                entry: entry.clone(),
+                entry: Box::new(entry.clone()),
                 chain,
             },
         )

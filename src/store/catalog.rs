@@ -6,6 +6,7 @@
 //! and still end with identical catalogs. Removal writes a tombstone rather than deleting,
 //! otherwise a peer that missed the removal would resurrect the track on its next exchange.
 
+use super::track_tags::TrackTags;
 use crate::id::PeerId;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -117,6 +118,11 @@ pub struct CatalogEntry {
     /// Peers known to have stored this tombstone; once every member has, nobody can bring the
     /// old entry back and the tombstone can go.
     pub tombstone_acks: BTreeSet<PeerId>,
+    pub tags: TrackTags,
+    /// BLAKE3 of the embedded cover picture, when the file has one.
+    pub cover: Option<[u8; 32]>,
+    /// Name of the peer that pushed it, as it was then (peers are forgotten, names stay).
+    pub pushed_by: String,
 }
 
 /// What [`merge`] decided.
@@ -181,9 +187,18 @@ fn content_cmp(a: &CatalogEntry, b: &CatalogEntry) -> Ordering {
 }
 
 /// The whole catalog, one entry per name, tombstones included.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Catalog {
     entries: BTreeMap<String, CatalogEntry>,
+    /// Bumped on every change: what tells a cached index it is stale.
+    generation: u64,
+}
+
+/// Two catalogs are equal when they hold the same entries, however they got there.
+impl PartialEq for Catalog {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
 }
 
 impl Catalog {
@@ -202,8 +217,14 @@ impl Catalog {
         let outcome = merge(self.entries.get(&e.name), &e);
         if outcome.changed {
             self.entries.insert(e.name.clone(), outcome.winner);
+            self.generation += 1;
         }
         outcome.changed
+    }
+
+    /// Changes every time an entry does.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Record that `peer` has stored the tombstone for `name`; true if that is news.
@@ -358,6 +379,14 @@ pub fn validate_entry(e: &CatalogEntry) -> Result<(), String> {
     if e.chunk_hashes.len() as u64 != e.size.div_ceil(CHUNK_SIZE as u64) {
         return Err("chunk hashes do not cover the track".into());
     }
+    e.tags.check()?;
+    if e.pushed_by.len() > 64
+        || e.pushed_by
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
+    {
+        return Err("pusher name is not a peer name".into());
+    }
     Ok(())
 }
 
@@ -458,6 +487,32 @@ impl ChunkHasher {
     }
 }
 
+/// An entry for tests elsewhere: valid, with no tags.
+#[cfg(test)]
+pub(crate) fn sample_entry(name: &str) -> CatalogEntry {
+    let data = format!("audio of {name}").into_bytes();
+    CatalogEntry {
+        name: name.into(),
+        hash: *blake3::hash(&data).as_bytes(),
+        size: data.len() as u64,
+        codec: "flac".into(),
+        sample_rate: 44100,
+        channels: 2,
+        duration_s: 1.5,
+        chunk_size: CHUNK_SIZE,
+        chunk_hashes: chunk_hashes(&data, CHUNK_SIZE),
+        version: Version {
+            ts: Timestamp::new(1, 0),
+            peer: PeerId([1; 32]),
+        },
+        tombstone: false,
+        tombstone_acks: BTreeSet::new(),
+        tags: TrackTags::default(),
+        cover: None,
+        pushed_by: String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,6 +540,9 @@ mod tests {
             },
             tombstone: false,
             tombstone_acks: BTreeSet::new(),
+            tags: TrackTags::default(),
+            cover: None,
+            pushed_by: String::new(),
         }
     }
 

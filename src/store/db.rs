@@ -71,12 +71,17 @@ impl Db {
     }
 
     pub fn load_catalog<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.load_catalog_with(|b| postcard::from_bytes(b).ok())
+    }
+
+    /// Every catalog row that `decode` understands (older layouts included).
+    pub fn load_catalog_with<T>(&self, decode: impl Fn(&[u8]) -> Option<T>) -> Result<Vec<T>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(CATALOG)?;
         let mut out = Vec::new();
         for row in t.iter()? {
             let (_, v) = row?;
-            if let Ok(x) = postcard::from_bytes(v.value()) {
+            if let Some(x) = decode(v.value()) {
                 out.push(x);
             }
         }

@@ -1,0 +1,330 @@
+//! Pushing files: the one-pass probe and hash of a file, and `import` of whole folders —
+//! names from tags, content already in the network skipped, clashes suffixed, files that are
+//! not audio listed and passed over. The next file is probed and hashed (on a blocking
+//! thread) while the current one is sent, so both cores work.
+
+use super::Node;
+use crate::audio::{self, FileTags, TrackInfo};
+use crate::store::catalog::{
+    CHUNK_SIZE, ChunkHasher, FileDigest, MAX_NAME_BYTES, is_invisible_format,
+};
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A file probed, hashed and tagged, ready to be stored under a name.
+pub struct PreparedFile {
+    pub path: PathBuf,
+    pub info: TrackInfo,
+    pub digest: FileDigest,
+    pub tags: FileTags,
+}
+
+/// One pass over the file, probing and hashing as it streams by: memory stays flat for any
+/// size, and a file that is not audio is refused after its first megabytes.
+pub async fn prepare_file(file: &Path) -> Result<PreparedFile> {
+    let meta =
+        std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a file", file.display());
+    }
+    if meta.len() == 0 {
+        bail!("{} is empty", file.display());
+    }
+    let path = file.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<PreparedFile> {
+        let mut hasher = ChunkHasher::new(CHUNK_SIZE);
+        let info = audio::scan_file(&path, |b| hasher.update(b))?;
+        let tags = audio::read_file_tags(&path);
+        Ok(PreparedFile {
+            path,
+            info,
+            digest: hasher.finish(),
+            tags,
+        })
+    })
+    .await
+    .map_err(|e| anyhow!("probe failed: {e}"))?
+}
+
+/// What became of one file of an import.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ImportOutcome {
+    Imported {
+        name: String,
+        warnings: Vec<String>,
+    },
+    /// Its content is in the network already (under this name).
+    Duplicate {
+        existing: String,
+    },
+    NotAudio {
+        why: String,
+    },
+    Failed {
+        why: String,
+    },
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ImportReport {
+    pub files: Vec<(PathBuf, ImportOutcome)>,
+    /// Why the import stopped before the end (the network is full).
+    pub stopped: Option<String>,
+}
+
+/// Room kept in a name for a clash suffix (` (9999)`).
+const SUFFIX_ROOM: usize = 7;
+
+/// The name a file is imported under: `Artist - Title` from its tags, else its title, else
+/// the file's stem; `/` and `\` become `-`, control, bidirectional and zero-width characters
+/// go, and it is cut at a character boundary to leave room for a clash suffix.
+pub fn import_name(tags: &crate::store::track_tags::TrackTags, path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let raw = match (&tags.artist, &tags.title) {
+        (Some(a), Some(t)) => format!("{a} - {t}"),
+        (None, Some(t)) => t.clone(),
+        _ => stem,
+    };
+    let mut name = String::new();
+    for c in raw.chars() {
+        let c = if c == '/' || c == '\\' { '-' } else { c };
+        if c.is_control() || is_invisible_format(c) {
+            continue;
+        }
+        if name.len() + c.len_utf8() > MAX_NAME_BYTES - SUFFIX_ROOM {
+            break;
+        }
+        name.push(c);
+    }
+    let name = name.trim().to_string();
+    if name.is_empty() || name == "." || name == ".." {
+        "untitled".to_string()
+    } else {
+        name
+    }
+}
+
+/// `base`, else `base (2)`, `base (3)`, … — the first that `taken` does not hold.
+pub fn unique_name(base: &str, taken: impl Fn(&str) -> bool) -> String {
+    if !taken(base) {
+        return base.to_string();
+    }
+    (2..)
+        .map(|n| format!("{base} ({n})"))
+        .find(|n| !taken(n))
+        .unwrap_or_else(|| base.to_string())
+}
+
+/// Every regular file under `roots`, in path order; symlinked folders are followed once
+/// (a loop is never walked twice). Unreadable folders are reported, not fatal.
+pub fn collect_files(roots: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    let mut seen_dirs: HashSet<(u64, u64)> = HashSet::new();
+    let mut stack: Vec<PathBuf> = roots.iter().rev().cloned().collect();
+    while let Some(path) = stack.pop() {
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push((path, e.to_string()));
+                continue;
+            }
+        };
+        if meta.is_file() {
+            files.push(path);
+        } else if meta.is_dir() {
+            if !seen_dirs.insert((meta.dev(), meta.ino())) {
+                continue;
+            }
+            match std::fs::read_dir(&path) {
+                Ok(rd) => {
+                    let mut children: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+                    children.sort();
+                    stack.extend(children.into_iter().rev());
+                }
+                Err(e) => problems.push((path, e.to_string())),
+            }
+        }
+    }
+    (files, problems)
+}
+
+impl Node {
+    /// Imports every file under `roots`. `on_file` hears each outcome as it happens and the
+    /// bytes done of the total.
+    pub async fn import(
+        &self,
+        roots: &[PathBuf],
+        dry_run: bool,
+        on_file: impl Fn(&Path, &ImportOutcome, u64, u64) + Send + Sync,
+    ) -> Result<ImportReport> {
+        let (files, problems) = collect_files(roots);
+        let mut report = ImportReport::default();
+        for (p, why) in problems {
+            let o = ImportOutcome::Failed { why };
+            on_file(&p, &o, 0, 0);
+            report.files.push((p, o));
+        }
+        let sizes: Vec<u64> = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            .collect();
+        let total: u64 = sizes.iter().sum();
+        let count = files.len();
+        // The next file is prepared while the current one is stored.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let feeder = tokio::spawn(async move {
+            for f in files {
+                let prepared = prepare_file(&f).await;
+                if tx.send((f, prepared)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut done = 0u64;
+        let mut imported = 0usize;
+        let mut planned: HashSet<String> = HashSet::new();
+        let mut i = 0;
+        while let Some((path, prepared)) = rx.recv().await {
+            let size = sizes.get(i).copied().unwrap_or(0);
+            i += 1;
+            let outcome = match prepared {
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    if why.contains("not a decodable audio file")
+                        || why.contains("is empty")
+                        || why.contains("not streamable")
+                    {
+                        ImportOutcome::NotAudio { why }
+                    } else {
+                        ImportOutcome::Failed { why }
+                    }
+                }
+                Ok(p) => match self.import_one(p, dry_run, &mut planned).await {
+                    Ok(o) => o,
+                    Err(ImportStop(why)) => {
+                        report.stopped = Some(format!(
+                            "network full: {imported} of {count} imported; offer more capacity ({why})"
+                        ));
+                        break;
+                    }
+                },
+            };
+            if matches!(outcome, ImportOutcome::Imported { .. }) {
+                imported += 1;
+            }
+            done += size;
+            on_file(&path, &outcome, done, total);
+            report.files.push((path, outcome));
+        }
+        feeder.abort();
+        Ok(report)
+    }
+
+    async fn import_one(
+        &self,
+        p: PreparedFile,
+        dry_run: bool,
+        planned: &mut HashSet<String>,
+    ) -> Result<ImportOutcome, ImportStop> {
+        let existing = self
+            .state()
+            .catalog
+            .live()
+            .find(|e| e.hash == p.digest.hash)
+            .map(|e| e.name.clone());
+        if let Some(existing) = existing {
+            return Ok(ImportOutcome::Duplicate { existing });
+        }
+        let base = import_name(&p.tags.tags, &p.path);
+        let name = {
+            let st = self.state();
+            unique_name(&base, |n| {
+                planned.contains(n) || st.catalog.get(n).is_some_and(|e| !e.tombstone)
+            })
+        };
+        let warnings = p.tags.warnings.clone();
+        if dry_run {
+            planned.insert(name.clone());
+            return Ok(ImportOutcome::Imported { name, warnings });
+        }
+        let want = self.replicas().min(self.alive_count());
+        match self.store_prepared(&name, p, |_, _| {}).await {
+            Ok(holders) if holders.len() >= want => Ok(ImportOutcome::Imported { name, warnings }),
+            Ok(holders) => {
+                // Never leave a track with fewer than R copies behind.
+                let _ = self.remove_with(&name, true).await;
+                Err(ImportStop(format!(
+                    "'{name}' fit on {} of {want} peers",
+                    holders.len()
+                )))
+            }
+            Err(e) if e.to_string().starts_with("no peer could store") => {
+                Err(ImportStop(format!("{e:#}")))
+            }
+            Err(e) => Ok(ImportOutcome::Failed {
+                why: format!("{e:#}"),
+            }),
+        }
+    }
+}
+
+struct ImportStop(String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::track_tags::TrackTags;
+
+    #[test]
+    fn names_come_from_tags_and_fit_with_a_suffix() {
+        let tags = TrackTags {
+            title: Some("Sun/rise\\again".into()),
+            artist: Some("A\u{202e}my".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            import_name(&tags, Path::new("x/01.mp3")),
+            "Amy - Sun-rise-again"
+        );
+        assert_eq!(
+            import_name(&TrackTags::default(), Path::new("x/01 intro.flac")),
+            "01 intro"
+        );
+        let long = TrackTags {
+            title: Some("é".repeat(300)),
+            ..Default::default()
+        };
+        let n = import_name(&long, Path::new("a.mp3"));
+        assert!(n.len() <= MAX_NAME_BYTES - SUFFIX_ROOM);
+        let suffixed = unique_name(&n, |x| x == n);
+        assert!(suffixed.len() <= MAX_NAME_BYTES && suffixed.ends_with(" (2)"));
+        assert!(crate::store::catalog::validate_name(&suffixed).is_ok());
+        let taken = ["a", "a (2)"];
+        assert_eq!(unique_name("a", |x| taken.contains(&x)), "a (3)");
+        assert_eq!(
+            import_name(&TrackTags::default(), Path::new("..")),
+            "untitled"
+        );
+    }
+
+    #[test]
+    fn walks_folders_once_even_through_symlink_loops() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("music");
+        std::fs::create_dir_all(root.join("b/c")).unwrap();
+        std::fs::write(root.join("a.mp3"), b"x").unwrap();
+        std::fs::write(root.join("b/c/d.flac"), b"x").unwrap();
+        std::os::unix::fs::symlink(&root, root.join("b/loop")).unwrap();
+        let (files, problems) = collect_files(&[root.clone(), root.join("missing")]);
+        assert_eq!(files, vec![root.join("a.mp3"), root.join("b/c/d.flac")]);
+        assert_eq!(problems.len(), 1);
+    }
+}

@@ -1,0 +1,266 @@
+//! Browsing and search over the catalog's tags, as people think of music: words that start
+//! words (`cafe del` finds `Café del Mar`, after case and accent folding), artists, and albums
+//! keyed by (album artist, else artist; album) so two artists' `Greatest Hits` stay apart.
+//! The word index is built once per catalog change and answers each query by prefix ranges.
+
+use super::catalog::CatalogEntry;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// Lower case without accents: what searching and grouping compare.
+pub fn fold(s: &str) -> String {
+    s.nfkd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The words of folded text: runs of letters and digits.
+fn words(folded: &str) -> impl Iterator<Item = &str> {
+    folded
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+}
+
+/// Word → the tracks (by position in `names`) with a word of that spelling.
+#[derive(Default)]
+pub struct LibraryIndex {
+    names: Vec<String>,
+    words: BTreeMap<String, BTreeSet<u32>>,
+}
+
+impl LibraryIndex {
+    pub fn build<'a>(entries: impl Iterator<Item = &'a CatalogEntry>) -> Self {
+        let mut index = LibraryIndex::default();
+        for e in entries {
+            let i = index.names.len() as u32;
+            index.names.push(e.name.clone());
+            let fields = std::iter::once(e.name.as_str()).chain(
+                [
+                    e.tags.title.as_deref(),
+                    e.tags.artist.as_deref(),
+                    e.tags.album_artist.as_deref(),
+                    e.tags.album.as_deref(),
+                ]
+                .into_iter()
+                .flatten(),
+            );
+            for f in fields {
+                for w in words(&fold(f)) {
+                    index.words.entry(w.to_string()).or_default().insert(i);
+                }
+            }
+        }
+        index
+    }
+
+    /// Names of the tracks where every word of `query` starts a word; all tracks for an
+    /// empty query. In catalog (name) order.
+    pub fn search(&self, query: &str) -> Vec<&str> {
+        let folded = fold(query);
+        let mut hits: Option<BTreeSet<u32>> = None;
+        for q in words(&folded) {
+            let mut these = BTreeSet::new();
+            for (_, ids) in self
+                .words
+                .range(q.to_string()..)
+                .take_while(|(w, _)| w.starts_with(q))
+            {
+                these.extend(ids.iter().copied());
+            }
+            hits = Some(match hits {
+                None => these,
+                Some(h) => h.intersection(&these).copied().collect(),
+            });
+            if hits.as_ref().is_some_and(BTreeSet::is_empty) {
+                break;
+            }
+        }
+        match hits {
+            None => self.names.iter().map(String::as_str).collect(),
+            Some(h) => h.iter().map(|i| self.names[*i as usize].as_str()).collect(),
+        }
+    }
+}
+
+/// Whether a track is by `artist` (as its artist or album artist), compared folded.
+pub fn by_artist(e: &CatalogEntry, artist: &str) -> bool {
+    let want = fold(artist);
+    [e.tags.artist.as_deref(), e.tags.album_artist.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|a| fold(a) == want)
+}
+
+/// Whether a track is on an album called `album`, compared folded.
+pub fn on_album(e: &CatalogEntry, album: &str) -> bool {
+    e.tags
+        .album
+        .as_deref()
+        .is_some_and(|a| fold(a) == fold(album))
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ArtistSummary {
+    pub name: String,
+    pub albums: usize,
+    pub tracks: usize,
+    pub duration_s: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlbumSummary {
+    pub album: String,
+    /// The album artist, else the artist.
+    pub artist: Option<String>,
+    pub year: Option<u16>,
+    pub tracks: usize,
+    pub duration_s: f64,
+    pub cover: Option<String>,
+}
+
+/// Artists (by track artist, else album artist), with their albums and tracks.
+pub fn artists<'a>(entries: impl Iterator<Item = &'a CatalogEntry>) -> Vec<ArtistSummary> {
+    let mut by: BTreeMap<String, (String, BTreeSet<String>, usize, f64)> = BTreeMap::new();
+    for e in entries {
+        let Some(name) = e.tags.artist.as_deref().or(e.tags.album_artist.as_deref()) else {
+            continue;
+        };
+        let slot = by
+            .entry(fold(name))
+            .or_insert_with(|| (name.to_string(), BTreeSet::new(), 0, 0.0));
+        if let Some(a) = &e.tags.album {
+            slot.1.insert(fold(a));
+        }
+        slot.2 += 1;
+        slot.3 += e.duration_s;
+    }
+    by.into_values()
+        .map(|(name, albums, tracks, duration_s)| ArtistSummary {
+            name,
+            albums: albums.len(),
+            tracks,
+            duration_s,
+        })
+        .collect()
+}
+
+/// Albums keyed by (album artist, else artist; album), optionally of one artist.
+pub fn albums<'a>(
+    entries: impl Iterator<Item = &'a CatalogEntry>,
+    artist: Option<&str>,
+) -> Vec<AlbumSummary> {
+    let mut by: BTreeMap<(String, String), AlbumSummary> = BTreeMap::new();
+    for e in entries {
+        let Some(album) = e.tags.album.as_deref() else {
+            continue;
+        };
+        if artist.is_some_and(|a| !by_artist(e, a)) {
+            continue;
+        }
+        let who = e.tags.album_key_artist();
+        let key = (fold(who.unwrap_or("")), fold(album));
+        let slot = by.entry(key).or_insert_with(|| AlbumSummary {
+            album: album.to_string(),
+            artist: who.map(str::to_string),
+            year: None,
+            tracks: 0,
+            duration_s: 0.0,
+            cover: None,
+        });
+        slot.tracks += 1;
+        slot.duration_s += e.duration_s;
+        slot.year = slot.year.or(e.tags.year);
+        if slot.cover.is_none() {
+            slot.cover = e.cover.map(|h| super::blobs::hex(&h));
+        }
+    }
+    by.into_values().collect()
+}
+
+/// `m:ss` (or `h:mm:ss`) for a listing.
+pub fn clock(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::track_tags::TrackTags;
+
+    fn track(name: &str, title: &str, artist: &str, aa: Option<&str>, album: &str) -> CatalogEntry {
+        let mut e: CatalogEntry = crate::store::catalog::sample_entry(name);
+        e.tags = TrackTags {
+            title: Some(title.into()),
+            artist: Some(artist.into()),
+            album_artist: aa.map(Into::into),
+            album: Some(album.into()),
+            ..Default::default()
+        };
+        e.duration_s = 100.0;
+        e
+    }
+
+    fn library() -> Vec<CatalogEntry> {
+        vec![
+            track(
+                "a",
+                "Café del Mar",
+                "José Padilla",
+                None,
+                "Café del Mar Vol. 1",
+            ),
+            track(
+                "b",
+                "Sunrise",
+                "Various",
+                Some("Ambient Friends"),
+                "Greatest Hits",
+            ),
+            track("c", "Evening Tide", "Marée Basse", None, "Greatest Hits"),
+            track("d", "Delmar Road", "Marée Basse", None, "Greatest Hits"),
+        ]
+    }
+
+    #[test]
+    fn words_match_word_starts_after_folding() {
+        let lib = library();
+        let idx = LibraryIndex::build(lib.iter());
+        assert_eq!(idx.search("cafe del"), vec!["a"]);
+        assert_eq!(idx.search("CAFÉ"), vec!["a"]);
+        assert_eq!(idx.search("del"), vec!["a", "d"]);
+        // A word must start a word: "mar" is not in "Delmar" but starts "Mar" and "Marée".
+        assert_eq!(idx.search("mar"), vec!["a", "c", "d"]);
+        assert_eq!(idx.search("elmar"), Vec::<&str>::new());
+        assert_eq!(idx.search("greatest marée"), vec!["c", "d"]);
+        assert_eq!(idx.search("  "), vec!["a", "b", "c", "d"]);
+        assert_eq!(idx.search("zzz"), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn albums_of_two_artists_with_one_title_stay_apart() {
+        let lib = library();
+        let albums = albums(lib.iter(), None);
+        let hits: Vec<_> = albums
+            .iter()
+            .filter(|a| a.album == "Greatest Hits")
+            .map(|a| (a.artist.as_deref().unwrap(), a.tracks))
+            .collect();
+        assert_eq!(hits, vec![("Ambient Friends", 1), ("Marée Basse", 2)]);
+        let of = super::albums(lib.iter(), Some("maree basse"));
+        assert_eq!(of.len(), 1);
+        let artists = artists(lib.iter());
+        let m = artists.iter().find(|a| a.name == "Marée Basse").unwrap();
+        assert_eq!((m.albums, m.tracks, m.duration_s), (1, 2, 200.0));
+        assert_eq!(clock(65.4), "1:05");
+        assert_eq!(clock(1203.9), "20:04");
+        assert_eq!(clock(3725.0), "1:02:05");
+    }
+}
