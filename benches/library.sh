@@ -2,7 +2,7 @@
 # `ls QUERY`, `artists` and `albums` on a library of N tracks (default 10,000), each timed as
 # the whole command a user runs (a `meff` process talking to a running peer), 20 runs each.
 #   bash benches/library.sh [N]
-# The tracks are tiny tagged WAVs (benches/gen_library.py), pushed one by one through the CLI.
+# The tracks are tiny tagged WAVs (benches/gen_library.py), imported with `meff import`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-10000}"
@@ -19,10 +19,10 @@ peer=$!
 for _ in $(seq 1 100); do grep -q '^invite:' "$WORK/peer.out" && break; sleep 0.1; done
 export MEFF_DATA_DIR="$WORK/peer"
 t0=$(date +%s.%N)
-ls "$WORK/files" | xargs -P 2 -I{} sh -c '"$0" push "$(basename {} .wav)" "$1/{}" >/dev/null' "$MEFF" "$WORK/files"
+"$MEFF" import "$WORK/files" | tail -1
 t1=$(date +%s.%N)
 count=$("$MEFF" ls --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
-echo "pushed $count tracks in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s (one CLI push each, 2 at a time)"
+echo "import of $count tiny tagged tracks: $(awk "BEGIN{printf \"%.1f s, %.0f tracks/s\", $t1 - $t0, $count / ($t1 - $t0)}")"
 
 time_cmd() { # LABEL ARGS...
     local label=$1; shift

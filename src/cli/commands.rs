@@ -323,9 +323,8 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
             } else if tracks.is_empty() {
                 out.out("no tracks yet; add one with `push NAME FILE`");
             } else {
-                for line in library_view::track_lines(&tracks) {
-                    out.out(line);
-                }
+                // One message for the whole listing: thousands of lines cost one write.
+                out.out(library_view::track_lines(&tracks).join("\n"));
             }
         }
         PeerCmd::Artists { json } => {
@@ -335,9 +334,8 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
             } else if artists.is_empty() {
                 out.out("no tagged artists yet");
             } else {
-                for line in library_view::artist_lines(&artists) {
-                    out.out(line);
-                }
+                // One message for the whole listing: thousands of lines cost one write.
+                out.out(library_view::artist_lines(&artists).join("\n"));
             }
         }
         PeerCmd::Albums { artist, json } => {
@@ -347,9 +345,8 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
             } else if albums.is_empty() {
                 out.out("no albums");
             } else {
-                for line in library_view::album_lines(&albums) {
-                    out.out(line);
-                }
+                // One message for the whole listing: thousands of lines cost one write.
+                out.out(library_view::album_lines(&albums).join("\n"));
             }
         }
         PeerCmd::Stream {

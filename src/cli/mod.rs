@@ -5,6 +5,7 @@ pub mod args;
 pub mod commands;
 pub mod control;
 pub mod library_view;
+pub mod line_editor;
 pub mod progress;
 pub mod shell;
 

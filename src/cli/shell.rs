@@ -2,29 +2,69 @@
 
 use super::args::{PeerCmd, ShellLine};
 use super::commands::{self, HELP, Line, Output};
+use super::line_editor::{Input, LineEditor};
 use super::progress::Progress;
 use crate::node::Node;
 use clap::Parser;
+use rustyline::ExternalPrinter;
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Where background output goes: above the prompt on a terminal, else stdout/stderr.
+type Printer = Option<Arc<Mutex<Box<dyn ExternalPrinter + Send>>>>;
+
+/// Input lines: from the line editor on a terminal, else plain lines of stdin (a script).
+enum Source {
+    Editor(LineEditor),
+    Plain(tokio::io::Lines<BufReader<tokio::io::Stdin>>),
+}
+
+impl Source {
+    async fn next(&mut self) -> Input {
+        match self {
+            Source::Editor(e) => e.next().await,
+            Source::Plain(lines) => match lines.next_line().await {
+                Ok(Some(l)) => Input::Line(l),
+                _ => Input::Eof,
+            },
+        }
+    }
+}
 
 /// Runs until `down`/`exit`, end of input, or the node stopping; leaves gracefully.
 pub async fn run(node: Node) {
-    let interactive = std::io::stdin().is_terminal();
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let cwd = std::env::current_dir().unwrap_or_default();
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let history = node.data_dir().join("shell_history");
+    let mut printer: Printer = None;
+    let mut source = match terminal
+        .then(|| LineEditor::start(node.clone(), history))
+        .flatten()
+    {
+        Some(mut editor) => {
+            printer = editor.printer().map(|p| Arc::new(Mutex::new(p)));
+            Source::Editor(editor)
+        }
+        None => Source::Plain(BufReader::new(tokio::io::stdin()).lines()),
+    };
+    let interactive = matches!(source, Source::Editor(_)) || std::io::stdin().is_terminal();
     loop {
-        if interactive {
+        if interactive && matches!(source, Source::Plain(_)) {
             print!("meff> ");
             let _ = std::io::stdout().flush();
         }
-        let line = tokio::select! {
+        let input = tokio::select! {
             _ = node.stopped() => return,
-            l = lines.next_line() => l,
+            l = source.next() => l,
         };
-        let line = match line {
-            Ok(Some(l)) => l,
-            _ => break,
+        let line = match input {
+            Input::Line(l) => l,
+            Input::Interrupted => {
+                eprintln!("(line cleared; type `exit` or press Ctrl-D to leave the network)");
+                continue;
+            }
+            Input::Eof => break,
         };
         let words = match shell_words::split(&line) {
             Ok(w) => w.into_iter().map(expand_tilde).collect::<Vec<_>>(),
@@ -49,7 +89,7 @@ pub async fn run(node: Node) {
             }
         };
         if matches!(cmd, PeerCmd::Down) {
-            run_one(&node, cmd, &cwd).await;
+            run_one(&node, cmd, &cwd, &None).await;
             return;
         }
         // On a terminal playback runs in the background so pause/resume/stop can be typed
@@ -57,17 +97,33 @@ pub async fn run(node: Node) {
         if interactive && matches!(cmd, PeerCmd::Stream { .. } | PeerCmd::Play { .. }) {
             let n = node.clone();
             let c = cwd.clone();
-            tokio::spawn(async move { run_one(&n, cmd, &c).await });
-            tokio::spawn(now_playing_line(node.clone()));
+            let p = printer.clone();
+            tokio::spawn(async move { run_one(&n, cmd, &c, &p).await });
+            tokio::spawn(now_playing_line(node.clone(), printer.clone()));
             continue;
         }
-        run_one(&node, cmd, &cwd).await;
+        run_one(&node, cmd, &cwd, &None).await;
     }
     // End of input (Ctrl-D, or the end of a script).
-    run_one(&node, PeerCmd::Down, &cwd).await;
+    run_one(&node, PeerCmd::Down, &cwd, &None).await;
 }
 
-async fn run_one(node: &Node, cmd: PeerCmd, cwd: &std::path::Path) {
+/// Prints a line above the prompt when there is a line editor, else to stdout/stderr.
+fn print_line(printer: &Printer, s: String, to_stderr: bool) {
+    if let Some(p) = printer
+        && let Ok(mut p) = p.lock()
+        && p.print(format!("{s}\n")).is_ok()
+    {
+        return;
+    }
+    if to_stderr {
+        eprintln!("{s}");
+    } else {
+        println!("{s}");
+    }
+}
+
+async fn run_one(node: &Node, cmd: PeerCmd, cwd: &std::path::Path, printer: &Printer) {
     let (out, mut rx) = Output::new();
     let n = node.clone();
     let cwd = cwd.to_path_buf();
@@ -77,11 +133,11 @@ async fn run_one(node: &Node, cmd: PeerCmd, cwd: &std::path::Path) {
         match l {
             Line::Out(s) => {
                 progress.clear();
-                println!("{s}");
+                print_line(printer, s, false);
             }
             Line::Err(s) => {
                 progress.clear();
-                eprintln!("{s}");
+                print_line(printer, s, true);
             }
             Line::Data(b64) => {
                 if let Ok(bytes) = data_encoding::BASE64.decode(b64.as_bytes()) {
@@ -98,9 +154,10 @@ async fn run_one(node: &Node, cmd: PeerCmd, cwd: &std::path::Path) {
 
 /// While something plays, keep one status line updated in place: track, elapsed/duration,
 /// buffer health, source peer.
-async fn now_playing_line(node: Node) {
+async fn now_playing_line(node: Node, printer: Printer) {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let mut shown = false;
+    let mut last: Option<(String, &'static str, String, u64)> = None;
     while let Some(np) = node.now_playing() {
         let st = np.control.status();
         let source = np
@@ -115,14 +172,25 @@ async fn now_playing_line(node: Node) {
         } else {
             "playing"
         };
-        eprint!(
-            "\r\x1b[2K{state} {}  {}/{}  buffer {:>3.0}%  from {source}",
+        let text = format!(
+            "{state} {}  {}/{}  buffer {:>3.0}%  from {source}",
             np.name,
             clock(st.elapsed_s),
             clock(st.duration_s),
             st.buffer_fill * 100.0
         );
-        shown = true;
+        if printer.is_some() {
+            // Above the prompt, and only when something changed (or each half minute):
+            // the line being typed is never redrawn under the user's cursor by a tick.
+            let now = (np.name.clone(), state, source, st.elapsed_s as u64 / 30);
+            if last.as_ref() != Some(&now) {
+                print_line(&printer, text, true);
+                last = Some(now);
+            }
+        } else {
+            eprint!("\r\x1b[2K{text}");
+            shown = true;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     if shown {

@@ -98,3 +98,4 @@ pub fn full_mesh(nodes: &[Node]) -> bool {
     })
 }
 pub mod process;
+pub mod pty;

@@ -1,0 +1,92 @@
+//! The shell on a terminal, driven through a pty: line editing, history kept in the data
+//! dir, Tab completion of commands and track names, Ctrl-C clears the line, Ctrl-D leaves.
+
+mod common;
+
+use common::process::{BIN, fixture, meff, up};
+use common::pty::Pty;
+use std::process::Command;
+
+#[test]
+fn the_shell_edits_completes_remembers_and_leaves_on_ctrl_d() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("a", &base.path().join("a"), None);
+    let ticket = a.invite.clone().unwrap();
+    let song = fixture("tagged.mp3");
+    let (code, _, err) = meff(&a.dir, &["push", "Café del Mar", song.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let dir = base.path().join("s");
+    let start = |dir: &std::path::Path| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--data-dir")
+            .arg(dir)
+            .args(["--bind", "127.0.0.1", "s", "0", &ticket])
+            .env("TERM", "xterm");
+        Pty::spawn(cmd)
+    };
+    let mut sh = start(&dir);
+    let at = sh
+        .wait_for("meff> ", 0)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+
+    // Tab completes a command, then a track name (quoted, it has spaces).
+    sh.type_keys("sta\t");
+    let at = sh
+        .wait_for("status ", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    sh.type_keys("\r");
+    let at = sh
+        .wait_for("name:   s", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    let at = sh.wait_for("meff> ", at).unwrap();
+    sh.type_keys("ls caf\r");
+    let at = sh
+        .wait_for("José Padilla", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    let at = sh.wait_for("meff> ", at).unwrap();
+    sh.type_keys("get Caf\t");
+    let at = sh
+        .wait_for("get 'Café del Mar' ", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+
+    // Ctrl-C clears the line and says how to leave; the peer stays.
+    sh.type_keys("\x03");
+    let at = sh
+        .wait_for("type `exit` or press Ctrl-D", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    let at = sh.wait_for("meff> ", at).unwrap();
+    assert!(
+        sh.child.try_wait().unwrap().is_none(),
+        "Ctrl-C ended the peer"
+    );
+
+    // Arrow up recalls the last command, not `^[[A`.
+    sh.type_keys("\x1b[A");
+    let at = sh
+        .wait_for("ls caf", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    sh.type_keys("\r");
+    let at = sh
+        .wait_for("José Padilla", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    assert!(!sh.text().contains("^[[A"), "{}", sh.text());
+
+    // Ctrl-D leaves gracefully.
+    sh.type_keys("\x04");
+    sh.wait_for("left the network", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    let status = sh.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    drop(sh);
+
+    // History lives in the data dir and comes back after a restart.
+    let history = std::fs::read_to_string(dir.join("shell_history")).unwrap();
+    assert!(history.contains("ls caf"), "{history}");
+    let mut sh = start(&dir);
+    let at = sh
+        .wait_for("meff> ", 0)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    sh.type_keys("\x1b[A");
+    sh.wait_for("ls caf", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+}
