@@ -172,9 +172,18 @@ async fn now_playing_line(node: Node, printer: Printer) {
         } else {
             "playing"
         };
+        // The tags say what it is; the track's name is the fallback.
+        let what = node
+            .entry(&np.name)
+            .ok()
+            .and_then(|e| match (e.tags.title, e.tags.artist) {
+                (Some(t), Some(a)) => Some(format!("{t} — {a}")),
+                (Some(t), None) => Some(t),
+                _ => None,
+            })
+            .unwrap_or_else(|| np.name.clone());
         let text = format!(
-            "{state} {}  {}/{}  buffer {:>3.0}%  from {source}",
-            np.name,
+            "{state} {what}  {}/{}  buffer {:>3.0}%  from {source}",
             clock(st.elapsed_s),
             clock(st.duration_s),
             st.buffer_fill * 100.0
