@@ -228,8 +228,6 @@ fn listening_names_addresses_a_friend_can_dial_and_help_documents_every_argument
 /// for again instead of ending the start.
 #[test]
 fn the_key_prompt_does_not_echo_and_asks_again() {
-    use std::io::Read;
-    use std::os::fd::{FromRawFd, OwnedFd};
     let base = tempfile::tempdir().unwrap();
     let a = up("a", &base.path().join("a"), None);
     let (code, out, _) = meff(&a.dir, &["invite", "--show-key"]);
@@ -240,56 +238,24 @@ fn the_key_prompt_does_not_echo_and_asks_again() {
         .unwrap()
         .to_string();
     let addr = status(&a.dir)["addrs"][0].as_str().unwrap().to_string();
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty fills two fds; no name, default termios and window size.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0);
-    // SAFETY: fresh fds from openpty, each owned once.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    let mut child = Command::new(BIN)
-        .args([
-            "up",
-            "--name",
-            "k",
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--join",
-            &addr,
-        ])
-        .arg("--data-dir")
-        .arg(base.path().join("k"))
-        .env_remove("MEFF_NETWORK_KEY")
-        .env_remove("MEFF_TICKET")
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave))
-        .spawn()
-        .unwrap();
-    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let mut reader = std::fs::File::from(master.try_clone().unwrap());
-    let sink = screen.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let mut writer = std::fs::File::from(master);
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "up",
+        "--name",
+        "k",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--join",
+        &addr,
+    ])
+    .arg("--data-dir")
+    .arg(base.path().join("k"))
+    .env_remove("MEFF_NETWORK_KEY")
+    .env_remove("MEFF_TICKET");
+    let mut pty = common::pty::Pty::spawn(cmd);
+    let screen = pty.screen.clone();
     let seen = |what: &str| {
         wait_for(Duration::from_secs(10), || {
             screen.lock().unwrap().contains(what)
@@ -297,13 +263,12 @@ fn the_key_prompt_does_not_echo_and_asks_again() {
         .is_some()
     };
     assert!(seen("network key"), "{}", screen.lock().unwrap());
-    writeln!(writer, "nothexatall").unwrap();
+    pty.type_keys("nothexatall\n");
     assert!(seen("try again"), "{}", screen.lock().unwrap());
-    writeln!(writer, "{key}").unwrap();
+    pty.type_keys(&format!("{key}\n"));
     assert!(seen("listening: "), "{}", screen.lock().unwrap());
-    let shown = screen.lock().unwrap().clone();
-    let _ = child.kill();
-    let _ = child.wait();
+    let shown = pty.text();
+    drop(pty);
     assert!(!shown.contains("nothexatall"), "the prompt echoed: {shown}");
     assert!(!shown.contains(&key), "the prompt echoed the key: {shown}");
     assert!(

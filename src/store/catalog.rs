@@ -523,26 +523,12 @@ mod tests {
     }
 
     fn entry(name: &str, ms: u64, by: u8) -> CatalogEntry {
-        let data = format!("audio of {name}").into_bytes();
         CatalogEntry {
-            name: name.into(),
-            hash: *blake3::hash(&data).as_bytes(),
-            size: data.len() as u64,
-            codec: "flac".into(),
-            sample_rate: 44100,
-            channels: 2,
-            duration_s: 1.5,
-            chunk_size: CHUNK_SIZE,
-            chunk_hashes: chunk_hashes(&data, CHUNK_SIZE),
             version: Version {
                 ts: Timestamp::new(ms, 0),
                 peer: peer(by),
             },
-            tombstone: false,
-            tombstone_acks: BTreeSet::new(),
-            tags: TrackTags::default(),
-            cover: None,
-            pushed_by: String::new(),
+            ..sample_entry(name)
         }
     }
 
