@@ -311,3 +311,22 @@ fn log_lines_name_peers_not_ids() {
         "{connected:?}"
     );
 }
+
+#[test]
+fn volume_is_kept_and_out_of_range_values_are_refused() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("a", &base.path().join("a"), None);
+    let (code, out, _) = meff(&a.dir, &["volume"]);
+    assert_eq!((code, out.trim()), (0, "volume 100"));
+    let (code, out, _) = meff(&a.dir, &["volume", "30"]);
+    assert_eq!((code, out.trim()), (0, "volume 30"));
+    let (_, out, _) = meff(&a.dir, &["volume"]);
+    assert_eq!(out.trim(), "volume 30");
+    for bad in ["150", "loud", "1e3"] {
+        let (code, _, err) = meff(&a.dir, &["volume", bad]);
+        assert_eq!(code, 1, "volume {bad}");
+        assert!(err.starts_with("error: volume"), "{err}");
+    }
+    let (_, out, _) = meff(&a.dir, &["volume"]);
+    assert_eq!(out.trim(), "volume 30");
+}

@@ -36,6 +36,8 @@ struct Inner {
     sample_rate: AtomicU32,
     duration_bits: AtomicU64,
     fill_bits: AtomicU32,
+    /// 100 minus the volume, so the default (0) is full volume.
+    quieter: std::sync::atomic::AtomicU8,
 }
 
 impl std::fmt::Debug for PlaybackControl {
@@ -80,6 +82,17 @@ impl PlaybackControl {
 
     pub fn is_stopped(&self) -> bool {
         self.inner.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Sets the volume, 0..=100 (more is 100); outputs glide to it.
+    pub fn set_volume(&self, volume: u8) {
+        self.inner
+            .quieter
+            .store(100 - volume.min(100), Ordering::Relaxed);
+    }
+
+    pub fn volume(&self) -> u8 {
+        100 - self.inner.quieter.load(Ordering::Relaxed).min(100)
     }
 
     /// Where playback is.

@@ -92,6 +92,7 @@ impl DeviceTarget {
             channels: usize::from(self.channels()),
             starved: false,
             frames: 0,
+            gain: super::gain::Gain::new(&control, self.rate()),
         };
         let stream = match self.format {
             SampleFormat::F32 => self.build::<f32>(cb, out.clone()),
@@ -169,6 +170,7 @@ struct Callback {
     channels: usize,
     starved: bool,
     frames: u64,
+    gain: super::gain::Gain,
 }
 
 impl Callback {
@@ -186,8 +188,13 @@ impl Callback {
             && let Ok(chunk) = self.consumer.read_chunk(n)
         {
             let (a, b) = chunk.as_slices();
-            for (dst, src) in data.iter_mut().zip(a.iter().chain(b)) {
-                *dst = T::from_sample(*src);
+            let target = super::gain::amplitude(self.control.volume());
+            let mut src = a.iter().chain(b);
+            for frame in data[..n].chunks_mut(self.channels.max(1)) {
+                let g = self.gain.next(target);
+                for dst in frame {
+                    *dst = T::from_sample(src.next().copied().unwrap_or(0.0) * g);
+                }
             }
             chunk.commit_all();
             self.out.mark_first_sample(self.start);

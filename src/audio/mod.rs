@@ -16,6 +16,7 @@ mod control;
 mod decode;
 mod device_out;
 mod feed;
+mod gain;
 mod null_out;
 mod output;
 mod player;

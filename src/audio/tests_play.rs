@@ -405,3 +405,29 @@ fn device_path_resamples_and_maps_channels() {
     assert_eq!(samples.len(), 96_000 * 2);
     assert!(samples.chunks(2).all(|f| f[0] == f[1]));
 }
+
+#[test]
+fn volume_scales_the_output_in_the_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture("tone.ogg");
+    let (_, _, full) = decode_all(&data, Some("ogg")).unwrap();
+    let path = dir.path().join("half.wav");
+    let control = PlaybackControl::default();
+    control.set_volume(50);
+    play_from_reader(
+        NetReader::new(data),
+        Some("ogg"),
+        OutputKind::Wav(path.clone()),
+        Instant::now(),
+        control,
+    )
+    .unwrap();
+    let (_, _, got) = read_wav(&path);
+    assert_eq!(got.len(), full.len());
+    // Volume 50 is a quarter of the amplitude, from the first sample (no ramp at the start).
+    let worst = got
+        .iter()
+        .zip(&full)
+        .fold(0f32, |m, (g, f)| m.max((g - 0.25 * f).abs()));
+    assert!(worst < 1e-6, "worst deviation {worst}");
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use rtrb::Consumer;
 
+use super::gain::Gain;
 use super::shared::Ctx;
 
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +53,8 @@ pub(crate) fn run(
     let ch = usize::from(channels.max(1));
     let capacity = consumer.buffer().capacity().max(1);
     let mut frames = 0u64;
+    let mut gain = Gain::new(control, rate);
+    let mut scratch: Vec<f32> = Vec::new();
     loop {
         if control.is_stopped() || dec.is_aborted() {
             break;
@@ -72,6 +75,14 @@ pub(crate) fn run(
         }
         if let Ok(chunk) = consumer.read_chunk(n) {
             let (a, b) = chunk.as_slices();
+            let (a, b): (&[f32], &[f32]) = if gain.is_unity(control) {
+                (a, b)
+            } else {
+                scratch.clear();
+                scratch.extend(a.iter().chain(b));
+                gain.apply(control, &mut scratch, ch);
+                (&scratch, &[])
+            };
             if pcm16 {
                 // Decoded 16-bit samples are k/32768 exactly: this gives k back.
                 for &s in a.iter().chain(b) {

@@ -214,6 +214,11 @@ pub enum PeerCmd {
         #[arg(long)]
         stats: Option<String>,
     },
+    /// Show or set the playback volume (0-100), applied in the pipeline with a short glide.
+    Volume {
+        /// The new volume, 0 to 100 (default: show the current one).
+        level: Option<String>,
+    },
     /// Pause playback.
     Pause,
     /// Resume playback.

@@ -110,6 +110,7 @@ pub const HELP: &str = "commands:
   stream NAME [--output device|null|wav:PATH] [--stats json]
                                   play while the bytes arrive (never touches disk)
   pause | resume | stop           control playback
+  volume [0-100]                  show or set the volume (applied in the pipeline)
   remove NAME [--force]           delete NAME network-wide (--force: another peer's)
   ls [QUERY] [--artist A] [--album B] [--json]
                                   tracks; QUERY words start words of name/tags
@@ -236,6 +237,17 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
                 out.out(format!("network key: {}", node.network_key_hex()));
             }
         }
+        PeerCmd::Volume { level } => match level {
+            None => out.out(format!("volume {}", node.volume())),
+            Some(l) => {
+                let v: u8 = l
+                    .trim()
+                    .parse()
+                    .map_err(|_| CmdError::failed(format!("volume {l:?} is not 0 to 100")))?;
+                node.set_volume(v)?;
+                out.out(format!("volume {v}"));
+            }
+        },
         PeerCmd::Down => {
             if let Some(n) = node.leave().await {
                 out.out(left_line(n));

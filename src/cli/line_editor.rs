@@ -25,7 +25,7 @@ pub enum Input {
 /// Commands the shell knows, for completion.
 const COMMANDS: &[&str] = &[
     "albums", "artists", "down", "exit", "get", "help", "import", "invite", "ls", "pause", "peers",
-    "play", "push", "remove", "resume", "status", "stop", "stream",
+    "play", "push", "remove", "resume", "status", "stop", "stream", "volume",
 ];
 
 /// Commands whose arguments are track names.

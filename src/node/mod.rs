@@ -160,6 +160,7 @@ pub(crate) struct Inner {
     /// Caps concurrent uploads; requests beyond it wait their turn.
     pub upload_slots: tokio::sync::Semaphore,
     pub now_playing: Mutex<Option<stream::NowPlaying>>,
+    pub volume: std::sync::atomic::AtomicU8,
     pub relay_hub: Arc<RelayHub>,
     /// This process's start, in ms: what tells a restarted peer from a duplicate connection.
     pub boot: u64,
@@ -332,6 +333,7 @@ impl Node {
                 blobs,
                 upload_slots: tokio::sync::Semaphore::new(MAX_UPLOADS),
                 now_playing: Mutex::new(None),
+                volume: std::sync::atomic::AtomicU8::new(100),
                 relay_hub,
                 boot: now_ms(),
                 upload_pacer: cfg_upload_limit.map(Pacer::new),

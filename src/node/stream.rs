@@ -95,6 +95,25 @@ pub fn process_disk_bytes_written() -> u64 {
 }
 
 impl Node {
+    /// This peer's playback volume, 0..=100: kept across tracks.
+    pub fn volume(&self) -> u8 {
+        self.inner.volume.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the volume for what plays now and what plays next; more than 100 is refused.
+    pub fn set_volume(&self, volume: u8) -> anyhow::Result<()> {
+        if volume > 100 {
+            anyhow::bail!("volume {volume} is out of range: 0 to 100");
+        }
+        self.inner
+            .volume
+            .store(volume, std::sync::atomic::Ordering::Relaxed);
+        if let Some(np) = self.now_playing() {
+            np.control.set_volume(volume);
+        }
+        Ok(())
+    }
+
     pub fn now_playing(&self) -> Option<NowPlaying> {
         self.inner.now_playing.lock().ok().and_then(|g| g.clone())
     }
@@ -121,6 +140,7 @@ impl Node {
         let entry = self.entry(name)?;
         let disk_before = process_disk_bytes_written();
         let control = PlaybackControl::new();
+        control.set_volume(self.volume());
         let source = Arc::new(Mutex::new(None));
         self.set_now_playing(Some(NowPlaying {
             name: name.to_string(),
@@ -246,6 +266,7 @@ impl Node {
         let report = fetch.await.map_err(|e| anyhow!("fetch failed: {e}"))??;
         let bytes = data.len() as u64;
         let control = PlaybackControl::new();
+        control.set_volume(self.volume());
         self.set_now_playing(Some(NowPlaying {
             name: name.to_string(),
             control: control.clone(),
