@@ -330,3 +330,45 @@ fn volume_is_kept_and_out_of_range_values_are_refused() {
     let (_, out, _) = meff(&a.dir, &["volume"]);
     assert_eq!(out.trim(), "volume 30");
 }
+
+#[test]
+fn status_says_what_is_playing() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("a", &base.path().join("a"), None);
+    let f = fixture("tagged.mp3");
+    let (code, _, err) = meff(&a.dir, &["push", "cafe", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(status(&a.dir)["playing"].is_null());
+    let mut player = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&a.dir)
+        .args(["stream", "cafe", "--output", "null"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut playing = Value::Null;
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            playing = status(&a.dir)["playing"].clone();
+            !playing.is_null()
+        })
+        .is_some(),
+        "status never said what plays"
+    );
+    assert_eq!(playing["name"], "cafe");
+    assert_eq!(playing["title"], "Café del Mar");
+    assert_eq!(playing["artist"], "José Padilla");
+    assert_eq!(playing["volume"], 100);
+    assert_eq!(playing["paused"], false);
+    assert!(playing["duration_s"].as_f64().unwrap() > 1.9);
+    let (code, _, _) = meff(&a.dir, &["volume", "40"]);
+    assert_eq!(code, 0);
+    let (_, out, _) = meff(&a.dir, &["status"]);
+    assert!(
+        out.contains("Café del Mar — José Padilla (cafe)") && out.contains("volume 40"),
+        "{out}"
+    );
+    assert!(player.wait().unwrap().success());
+    assert!(status(&a.dir)["playing"].is_null());
+}

@@ -410,6 +410,20 @@ fn print_status(s: &Status, out: &Output) {
     } else {
         out.out(format!("stored: {}", human_bytes(s.stored_bytes)));
     }
+    if let Some(p) = &s.playing {
+        let what = match (&p.title, &p.artist) {
+            (Some(t), Some(a)) => format!("{t} — {a} ({})", p.name),
+            _ => p.name.clone(),
+        };
+        out.out(format!(
+            "{}: {what}  {}/{}  volume {}  from {}",
+            if p.paused { "paused" } else { "playing" },
+            crate::store::library::clock(p.position_s),
+            crate::store::library::clock(p.duration_s),
+            p.volume,
+            p.source.as_deref().unwrap_or("-")
+        ));
+    }
     let left = s.peers.iter().filter(|p| p.state == "left").count();
     let members = s.peers.len() - left;
     if left > 0 {

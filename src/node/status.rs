@@ -24,12 +24,50 @@ pub struct Status {
     pub addrs: Vec<String>,
     pub stored_bytes: u64,
     pub disk_full: bool,
+    /// What this peer plays now, if anything.
+    pub playing: Option<Playing>,
     pub peers: Vec<PeerStatus>,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct Playing {
+    pub name: String,
+    pub title: Option<String>,
+    pub artist: Option<String>,
+    pub position_s: f64,
+    pub duration_s: f64,
+    pub paused: bool,
+    pub volume: u8,
+    /// The name of the peer the bytes come from.
+    pub source: Option<String>,
+}
+
 impl Node {
+    /// What plays now: the track, its tags, where playback is, and its source.
+    pub fn playing(&self) -> Option<Playing> {
+        let np = self.now_playing()?;
+        let st = np.control.status();
+        let source = np.source.lock().ok().and_then(|s| *s);
+        let tags = self.entry(&np.name).map(|e| e.tags).unwrap_or_default();
+        let duration = self
+            .entry(&np.name)
+            .map(|e| e.duration_s)
+            .unwrap_or(st.duration_s);
+        Some(Playing {
+            name: np.name.clone(),
+            title: tags.title,
+            artist: tags.artist,
+            position_s: st.elapsed_s,
+            duration_s: duration,
+            paused: np.control.is_paused(),
+            volume: np.control.volume(),
+            source: source.map(|p| self.peer_name(&p)),
+        })
+    }
+
     pub fn status(&self) -> Status {
         let stored_bytes = self.stored_bytes();
+        let playing = self.playing();
         let st = self.state();
         let me = self.id();
         let peers = st
@@ -78,6 +116,7 @@ impl Node {
             addrs,
             stored_bytes,
             disk_full: st.disk_full,
+            playing,
             peers,
         }
     }
