@@ -90,3 +90,21 @@ fn the_shell_edits_completes_remembers_and_leaves_on_ctrl_d() {
     sh.wait_for("ls caf", at)
         .unwrap_or_else(|| panic!("{}", sh.text()));
 }
+
+#[test]
+fn a_stream_subcommand_on_a_terminal_shows_the_now_playing_line() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("a", &base.path().join("a"), None);
+    let song = fixture("tagged.mp3");
+    let (code, _, err) = meff(&a.dir, &["push", "cafe", song.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--data-dir")
+        .arg(&a.dir)
+        .args(["stream", "cafe", "--output", "null"]);
+    let mut p = Pty::spawn(cmd);
+    p.wait_for("playing Café del Mar — José Padilla", 0)
+        .unwrap_or_else(|| panic!("{}", p.text()));
+    assert!(p.child.wait().unwrap().success(), "{}", p.text());
+    assert!(p.text().contains("from a"), "{}", p.text());
+}

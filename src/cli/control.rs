@@ -6,7 +6,7 @@ use super::commands::{self, Line, Output};
 use crate::node::Node;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -216,7 +216,71 @@ async fn write_line(wr: &mut tokio::net::unix::OwnedWriteHalf, l: &Line) -> Resu
 /// stdout (`| head`) ends it quietly; any other failure to print is one error line.
 pub async fn run_client(data_dir: &Path, cmd: PeerCmd) -> Result<i32> {
     let path = socket_path(data_dir);
-    let stream = UnixStream::connect(&path).await.map_err(|e| {
+    // On a terminal, playback shows the shell's now-playing line, drawn from a second
+    // connection that asks for the status while the first one plays.
+    let line = (matches!(cmd, PeerCmd::Stream { .. } | PeerCmd::Play { .. })
+        && std::io::stderr().is_terminal())
+    .then(|| tokio::spawn(now_playing_line(path.clone())));
+    let result = run_request(&path, data_dir, cmd, line.is_some()).await;
+    if let Some(task) = line {
+        task.abort();
+        eprint!("\r\x1b[2K");
+    }
+    result
+}
+
+/// Redraws one status line on stderr while something plays.
+async fn now_playing_line(path: PathBuf) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let Some(status) = ask_status(&path).await else {
+            continue;
+        };
+        let p = &status["playing"];
+        if p.is_null() {
+            continue;
+        }
+        let what = match (p["title"].as_str(), p["artist"].as_str()) {
+            (Some(t), Some(a)) => format!("{t} — {a}"),
+            _ => p["name"].as_str().unwrap_or("").to_string(),
+        };
+        let clock = |v: &serde_json::Value| crate::store::library::clock(v.as_f64().unwrap_or(0.0));
+        eprint!(
+            "\r\x1b[2K{} {what}  {}/{}  volume {}  from {}",
+            if p["paused"] == true {
+                "paused"
+            } else {
+                "playing"
+            },
+            clock(&p["position_s"]),
+            clock(&p["duration_s"]),
+            p["volume"],
+            p["source"].as_str().unwrap_or("-")
+        );
+    }
+}
+
+async fn ask_status(path: &Path) -> Option<serde_json::Value> {
+    let stream = UnixStream::connect(path).await.ok()?;
+    let (rd, mut wr) = stream.into_split();
+    let req = Request {
+        cmd: PeerCmd::Status { json: true },
+        cwd: PathBuf::from("/"),
+    };
+    let mut s = serde_json::to_string(&req).ok()?;
+    s.push('\n');
+    wr.write_all(s.as_bytes()).await.ok()?;
+    let mut lines = BufReader::new(rd).lines();
+    while let Ok(Some(l)) = lines.next_line().await {
+        if let Ok(Line::Out(json)) = serde_json::from_str::<Line>(&l) {
+            return serde_json::from_str(&json).ok();
+        }
+    }
+    None
+}
+
+async fn run_request(path: &Path, data_dir: &Path, cmd: PeerCmd, status_line: bool) -> Result<i32> {
+    let stream = UnixStream::connect(path).await.map_err(|e| {
         anyhow::anyhow!(
             "no peer is running on data dir {} ({e}); start one with `meff up`",
             data_dir.display()
@@ -249,6 +313,9 @@ pub async fn run_client(data_dir: &Path, cmd: PeerCmd) -> Result<i32> {
             }
             Line::Err(s) => {
                 progress.clear();
+                if status_line {
+                    eprint!("\r\x1b[2K");
+                }
                 eprintln!("{s}");
                 Ok(())
             }
