@@ -372,3 +372,42 @@ fn status_says_what_is_playing() {
     assert!(player.wait().unwrap().success());
     assert!(status(&a.dir)["playing"].is_null());
 }
+
+#[test]
+fn a_script_with_binary_and_huge_lines_goes_on() {
+    let base = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--data-dir"])
+        .arg(base.path().join("s"))
+        .args(["--bind", "127.0.0.1", "s", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"ls\n\xff\xfe\x00garbage\n").unwrap();
+        stdin.write_all(&vec![b'x'; 1 << 20]).unwrap();
+        stdin
+            .write_all(b"\nvolume 150\nstatus --json\nexit\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("error: the line is not UTF-8 text; ignored"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is too long"), "{stderr}");
+    assert!(
+        stderr.contains("error: volume 150 is out of range"),
+        "{stderr}"
+    );
+    let json_line = stdout.lines().find(|l| l.starts_with('{')).unwrap();
+    let v: Value = serde_json::from_str(json_line).unwrap();
+    assert_eq!(v["name"], "s");
+    assert!(stdout.contains("left the network"), "{stdout}");
+}

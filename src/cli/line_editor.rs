@@ -18,6 +18,8 @@ pub enum Input {
     Line(String),
     /// Ctrl-C: the line was cleared.
     Interrupted,
+    /// A line that cannot be a command (not UTF-8, too long): why.
+    Refused(String),
     /// Ctrl-D, or the terminal went away.
     Eof,
 }
@@ -123,6 +125,13 @@ impl LineEditor {
                             Input::Line(line)
                         }
                         Err(ReadlineError::Interrupted) => Input::Interrupted,
+                        // A window resize and the like: just prompt again.
+                        Err(ReadlineError::Signal(_)) => Input::Refused(String::new()),
+                        Err(ReadlineError::Io(e))
+                            if e.kind() == std::io::ErrorKind::InvalidData =>
+                        {
+                            Input::Refused("the line is not UTF-8 text; ignored".into())
+                        }
                         Err(_) => Input::Eof,
                     };
                     let eof = matches!(input, Input::Eof);

@@ -17,17 +17,35 @@ type Printer = Option<Arc<Mutex<Box<dyn ExternalPrinter + Send>>>>;
 /// Input lines: from the line editor on a terminal, else plain lines of stdin (a script).
 enum Source {
     Editor(LineEditor),
-    Plain(tokio::io::Lines<BufReader<tokio::io::Stdin>>),
+    Plain(BufReader<tokio::io::Stdin>),
 }
+
+/// A line of a script longer than this is refused (and skipped), not buffered.
+const MAX_LINE: usize = 64 * 1024;
 
 impl Source {
     async fn next(&mut self) -> Input {
         match self {
             Source::Editor(e) => e.next().await,
-            Source::Plain(lines) => match lines.next_line().await {
-                Ok(Some(l)) => Input::Line(l),
-                _ => Input::Eof,
-            },
+            Source::Plain(rd) => {
+                let mut buf = Vec::new();
+                match rd.read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => Input::Eof,
+                    Ok(_) if buf.len() > MAX_LINE => Input::Refused(format!(
+                        "a line of {} bytes is too long (at most {MAX_LINE}); ignored",
+                        buf.len()
+                    )),
+                    Ok(_) => match String::from_utf8(buf) {
+                        Ok(mut l) => {
+                            if l.ends_with('\n') {
+                                l.pop();
+                            }
+                            Input::Line(l)
+                        }
+                        Err(_) => Input::Refused("the line is not UTF-8 text; ignored".into()),
+                    },
+                }
+            }
         }
     }
 }
@@ -46,7 +64,7 @@ pub async fn run(node: Node) {
             printer = editor.printer().map(|p| Arc::new(Mutex::new(p)));
             Source::Editor(editor)
         }
-        None => Source::Plain(BufReader::new(tokio::io::stdin()).lines()),
+        None => Source::Plain(BufReader::new(tokio::io::stdin())),
     };
     let interactive = matches!(source, Source::Editor(_)) || std::io::stdin().is_terminal();
     loop {
@@ -60,6 +78,12 @@ pub async fn run(node: Node) {
         };
         let line = match input {
             Input::Line(l) => l,
+            Input::Refused(why) => {
+                if !why.is_empty() {
+                    eprintln!("error: {why}");
+                }
+                continue;
+            }
             Input::Interrupted => {
                 eprintln!("(line cleared; type `exit` or press Ctrl-D to leave the network)");
                 continue;
