@@ -179,8 +179,16 @@ fn the_original_form_runs_a_scripted_shell() {
         .unwrap();
     {
         let mut stdin = child.stdin.take().unwrap();
-        // Give the join a moment before asking for peers.
-        std::thread::sleep(Duration::from_millis(800));
+        // The shell's peer answers on its control socket too: ask it when a is alive.
+        let s_dir = base.path().join("s");
+        assert!(
+            wait_for(Duration::from_secs(10), || {
+                let (code, out, _) = meff(&s_dir, &["peers", "--json"]);
+                code == 0 && out.contains("\"alive\"")
+            })
+            .is_some(),
+            "the shell's peer never saw a alive"
+        );
         writeln!(stdin, "peers").unwrap();
         writeln!(stdin, "status --json").unwrap();
         writeln!(stdin, "frobnicate").unwrap();
