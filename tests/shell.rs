@@ -7,6 +7,16 @@ use common::process::{BIN, fixture, meff, up};
 use common::pty::Pty;
 use std::process::Command;
 
+fn names_on(dir: &std::path::Path) -> Vec<String> {
+    let (_, out, _) = meff(dir, &["ls", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn the_shell_edits_completes_remembers_and_leaves_on_ctrl_d() {
     let base = tempfile::tempdir().unwrap();
@@ -71,6 +81,25 @@ fn the_shell_edits_completes_remembers_and_leaves_on_ctrl_d() {
         .unwrap_or_else(|| panic!("{}", sh.text()));
     assert!(!sh.text().contains("^[[A"), "{}", sh.text());
 
+    // Removing a friend's track asks first; anything but yes keeps it.
+    sh.type_keys("remove 'Café del Mar'\r");
+    let at = sh
+        .wait_for("was pushed by a; remove it for everyone? [y/N]", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    sh.type_keys("n\r");
+    let at = sh
+        .wait_for("kept Café del Mar", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    assert_eq!(names_on(&a.dir), ["Café del Mar"]);
+    sh.type_keys("remove 'Café del Mar'\r");
+    let at = sh
+        .wait_for("[y/N]", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    sh.type_keys("y\r");
+    let at = sh
+        .wait_for("removed Café del Mar", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+
     // Ctrl-D leaves gracefully.
     sh.type_keys("\x04");
     sh.wait_for("left the network", at)
@@ -86,7 +115,12 @@ fn the_shell_edits_completes_remembers_and_leaves_on_ctrl_d() {
     let at = sh
         .wait_for("meff> ", 0)
         .unwrap_or_else(|| panic!("{}", sh.text()));
+    // The last command typed comes back first, then the one before it.
     sh.type_keys("\x1b[A");
+    let at = sh
+        .wait_for("remove 'Café del Mar'", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    sh.type_keys("\x1b[A\x1b[A");
     sh.wait_for("ls caf", at)
         .unwrap_or_else(|| panic!("{}", sh.text()));
 }

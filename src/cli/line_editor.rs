@@ -24,6 +24,8 @@ pub enum Input {
     Eof,
 }
 
+const PROMPT: &str = "meff> ";
+
 /// Commands the shell knows, for completion.
 const COMMANDS: &[&str] = &[
     "albums", "artists", "down", "exit", "get", "help", "import", "invite", "ls", "pause", "peers",
@@ -93,7 +95,7 @@ impl Helper for ShellHelper {}
 
 /// The editor thread: `next` asks for a line, and prints go above the prompt.
 pub struct LineEditor {
-    ask: mpsc::Sender<()>,
+    ask: mpsc::Sender<String>,
     lines: tokio::sync::mpsc::UnboundedReceiver<Input>,
     printer: Option<Box<dyn ExternalPrinter + Send>>,
 }
@@ -110,15 +112,16 @@ impl LineEditor {
             .create_external_printer()
             .ok()
             .map(|p| Box::new(p) as Box<dyn ExternalPrinter + Send>);
-        let (ask, asked) = mpsc::channel::<()>();
+        let (ask, asked) = mpsc::channel::<String>();
         let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("meff-shell".into())
             .spawn(move || {
-                while asked.recv().is_ok() {
-                    let input = match editor.readline("meff> ") {
+                while let Ok(prompt) = asked.recv() {
+                    let command = prompt == PROMPT;
+                    let input = match editor.readline(&prompt) {
                         Ok(line) => {
-                            if !line.trim().is_empty() {
+                            if command && !line.trim().is_empty() {
                                 let _ = editor.add_history_entry(line.as_str());
                                 let _ = editor.save_history(&history);
                             }
@@ -150,7 +153,19 @@ impl LineEditor {
 
     /// Shows the prompt and waits for what the user does there.
     pub async fn next(&mut self) -> Input {
-        if self.ask.send(()).is_err() {
+        self.read(PROMPT.to_string()).await
+    }
+
+    /// Asks a yes/no question; only `y` or `yes` is yes.
+    pub async fn confirm(&mut self, question: &str) -> bool {
+        match self.read(format!("{question} [y/N] ")).await {
+            Input::Line(l) => matches!(l.trim().to_lowercase().as_str(), "y" | "yes"),
+            _ => false,
+        }
+    }
+
+    async fn read(&mut self, prompt: String) -> Input {
+        if self.ask.send(prompt).is_err() {
             return Input::Eof;
         }
         self.lines.recv().await.unwrap_or(Input::Eof)

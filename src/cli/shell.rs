@@ -116,6 +116,23 @@ pub async fn run(node: Node) {
             run_one(&node, cmd, &cwd, &None).await;
             return;
         }
+        // On a terminal, removing a friend's track is asked about instead of refused.
+        let cmd = match (cmd, &mut source) {
+            (PeerCmd::Remove { name, force: false }, Source::Editor(editor)) => {
+                match node.pushed_by_another(&name) {
+                    Some(who) => {
+                        let q = format!("'{name}' was pushed by {who}; remove it for everyone?");
+                        if !editor.confirm(&q).await {
+                            println!("kept {name}");
+                            continue;
+                        }
+                        PeerCmd::Remove { name, force: true }
+                    }
+                    None => PeerCmd::Remove { name, force: false },
+                }
+            }
+            (cmd, _) => cmd,
+        };
         // On a terminal playback runs in the background so pause/resume/stop can be typed
         // meanwhile; a script waits for it, so its stats come out before the next line.
         if interactive && matches!(cmd, PeerCmd::Stream { .. } | PeerCmd::Play { .. }) {

@@ -657,17 +657,24 @@ impl Node {
         self.remove_with(name, true).await
     }
 
+    /// The name of the peer that pushed NAME, when it is not this one.
+    pub fn pushed_by_another(&self, name: &str) -> Option<String> {
+        let entry = self.entry(name).ok()?;
+        let mine = entry.version.peer == self.id()
+            || (!entry.pushed_by.is_empty() && entry.pushed_by == self.name());
+        if mine {
+            None
+        } else if entry.pushed_by.is_empty() {
+            Some(self.peer_name(&entry.version.peer))
+        } else {
+            Some(entry.pushed_by)
+        }
+    }
+
     /// Deletes NAME network-wide; a track another peer pushed only with `force`.
     pub async fn remove_with(&self, name: &str, force: bool) -> Result<()> {
         let mut entry = self.entry(name)?;
-        let mine = entry.version.peer == self.id()
-            || (!entry.pushed_by.is_empty() && entry.pushed_by == self.name());
-        if !force && !mine {
-            let who = if entry.pushed_by.is_empty() {
-                self.peer_name(&entry.version.peer)
-            } else {
-                entry.pushed_by.clone()
-            };
+        if !force && let Some(who) = self.pushed_by_another(name) {
             bail!("'{name}' was pushed by {who}; remove it with --force");
         }
         let me = self.id();
