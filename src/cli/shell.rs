@@ -215,9 +215,8 @@ async fn now_playing_line(node: Node, printer: Printer) {
         };
         // The tags say what it is; the track's name is the fallback.
         let what = node
-            .entry(&np.name)
-            .ok()
-            .and_then(|e| match (e.tags.title, e.tags.artist) {
+            .track_tags(&np.name)
+            .and_then(|(tags, _)| match (tags.title, tags.artist) {
                 (Some(t), Some(a)) => Some(format!("{t} — {a}")),
                 (Some(t), None) => Some(t),
                 _ => None,

@@ -48,11 +48,9 @@ impl Node {
         let np = self.now_playing()?;
         let st = np.control.status();
         let source = np.source.lock().ok().and_then(|s| *s);
-        let tags = self.entry(&np.name).map(|e| e.tags).unwrap_or_default();
-        let duration = self
-            .entry(&np.name)
-            .map(|e| e.duration_s)
-            .unwrap_or(st.duration_s);
+        let (tags, duration) = self
+            .track_tags(&np.name)
+            .unwrap_or((Default::default(), st.duration_s));
         Some(Playing {
             name: np.name.clone(),
             title: tags.title,

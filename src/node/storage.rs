@@ -144,22 +144,15 @@ impl Node {
                 .collect(),
             None => Vec::new(),
         };
+        // The wanted artist and album are folded once, not once per track.
+        let artist = filter.artist.as_deref().map(library::fold);
+        let album = filter.album.as_deref().map(library::fold);
         names
             .iter()
             .filter_map(|n| st.catalog.get(n))
             .filter(|e| !e.tombstone)
-            .filter(|e| {
-                filter
-                    .artist
-                    .as_deref()
-                    .is_none_or(|a| library::by_artist(e, a))
-            })
-            .filter(|e| {
-                filter
-                    .album
-                    .as_deref()
-                    .is_none_or(|a| library::on_album(e, a))
-            })
+            .filter(|e| artist.as_deref().is_none_or(|a| library::by_artist(e, a)))
+            .filter(|e| album.as_deref().is_none_or(|a| library::on_album(e, a)))
             .map(|e| {
                 let hs: Vec<String> = holders
                     .get(&e.hash)
@@ -201,6 +194,14 @@ impl Node {
     /// Albums of the local catalog, optionally of one artist.
     pub fn albums(&self, artist: Option<&str>) -> Vec<library::AlbumSummary> {
         library::albums(self.state().catalog.live(), artist)
+    }
+
+    /// A live track's tags and duration, without copying its chunk hashes (what a
+    /// now-playing line asks for several times a second).
+    pub fn track_tags(&self, name: &str) -> Option<(crate::store::track_tags::TrackTags, f64)> {
+        let st = self.state();
+        let e = st.catalog.get(name).filter(|e| !e.tombstone)?;
+        Some((e.tags.clone(), e.duration_s))
     }
 
     pub fn entry(&self, name: &str) -> Result<CatalogEntry> {

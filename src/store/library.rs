@@ -85,21 +85,18 @@ impl LibraryIndex {
     }
 }
 
-/// Whether a track is by `artist` (as its artist or album artist), compared folded.
-pub fn by_artist(e: &CatalogEntry, artist: &str) -> bool {
-    let want = fold(artist);
+/// Whether a track is by the artist whose folded name is `folded` (as its artist or album
+/// artist). The caller folds the wanted name once, not once per track.
+pub fn by_artist(e: &CatalogEntry, folded: &str) -> bool {
     [e.tags.artist.as_deref(), e.tags.album_artist.as_deref()]
         .into_iter()
         .flatten()
-        .any(|a| fold(a) == want)
+        .any(|a| fold(a) == folded)
 }
 
-/// Whether a track is on an album called `album`, compared folded.
-pub fn on_album(e: &CatalogEntry, album: &str) -> bool {
-    e.tags
-        .album
-        .as_deref()
-        .is_some_and(|a| fold(a) == fold(album))
+/// Whether a track is on the album whose folded title is `folded`.
+pub fn on_album(e: &CatalogEntry, folded: &str) -> bool {
+    e.tags.album.as_deref().is_some_and(|a| fold(a) == folded)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -153,11 +150,12 @@ pub fn albums<'a>(
     artist: Option<&str>,
 ) -> Vec<AlbumSummary> {
     let mut by: BTreeMap<(String, String), AlbumSummary> = BTreeMap::new();
+    let artist = artist.map(fold);
     for e in entries {
         let Some(album) = e.tags.album.as_deref() else {
             continue;
         };
-        if artist.is_some_and(|a| !by_artist(e, a)) {
+        if artist.as_deref().is_some_and(|a| !by_artist(e, a)) {
             continue;
         }
         let who = e.tags.album_key_artist();
