@@ -354,7 +354,29 @@ impl Node {
                 JoinTarget::Ticket(t) => (t.addrs, Some(t.id)),
                 JoinTarget::Addr { addr, .. } => (vec![addr], None),
             };
-            if let Err(e) = node.dial(addrs, expected).await {
+            let dialed = node.dial(addrs, expected).await;
+            // A restarted peer also redials the members it remembers: when that link won the
+            // race, the join's own dial is refused as a duplicate and the join succeeded —
+            // once the winning link finishes its handshake here too.
+            let linked = || match expected {
+                Some(id) => node.link_conn(&id).is_ok(),
+                None => !node.state().links.is_empty(),
+            };
+            let mut joined = dialed.is_ok() || linked();
+            if !joined
+                && dialed
+                    .as_ref()
+                    .is_err_and(|e| format!("{e:#}").contains("duplicate"))
+            {
+                for _ in 0..50 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if linked() {
+                        joined = true;
+                        break;
+                    }
+                }
+            }
+            if let (false, Err(e)) = (joined, dialed) {
                 node.inner.endpoint.close(0u32.into(), b"join failed");
                 node.inner.shutdown.cancel();
                 return Err(e.context("cannot join the network"));
