@@ -2,8 +2,8 @@
 //! now-playing line. Everything is a relaxed atomic, so the output callback can update it
 //! per buffer without locks.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -18,6 +18,8 @@ pub struct NowPlaying {
     pub buffer_fill: f32,
     /// The rate the output runs at (the device rate for `device`).
     pub sample_rate: u32,
+    /// The queue position of the track being heard (None before the first sample).
+    pub track: Option<usize>,
 }
 
 /// Handle on one playback. Clones share the same state.
@@ -38,6 +40,15 @@ struct Inner {
     fill_bits: AtomicU32,
     /// 100 minus the volume, so the default (0) is full volume.
     quieter: std::sync::atomic::AtomicU8,
+    /// Queue position of the track being heard, plus one (0 = none yet).
+    heard: AtomicU64,
+    /// Output frames played when the heard track began.
+    heard_base: AtomicU64,
+    /// Bumped by every jump request, so readers and the decoder notice one promptly.
+    epoch: AtomicU64,
+    jump: Mutex<Option<usize>>,
+    /// Wakes a decoder that waits for bytes of a track it is to abandon.
+    interrupt: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for PlaybackControl {
@@ -74,6 +85,9 @@ impl PlaybackControl {
     /// Ends playback; `play_from_reader` returns soon after.
     pub fn stop(&self) {
         self.inner.stopped.store(true, Ordering::Relaxed);
+        // A decoder waiting for bytes hears of it now, not when the next chunk comes.
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        self.inner.interrupt.notify_waiters();
     }
 
     pub fn is_paused(&self) -> bool {
@@ -95,10 +109,14 @@ impl PlaybackControl {
         100 - self.inner.quieter.load(Ordering::Relaxed).min(100)
     }
 
-    /// Where playback is.
+    /// Where playback is: elapsed counts from the start of the track being heard.
     pub fn status(&self) -> NowPlaying {
         let rate = self.inner.sample_rate.load(Ordering::Relaxed);
-        let frames = self.inner.frames.load(Ordering::Relaxed);
+        let frames = self
+            .inner
+            .frames
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.inner.heard_base.load(Ordering::Relaxed));
         NowPlaying {
             elapsed_s: if rate == 0 {
                 0.0
@@ -108,19 +126,59 @@ impl PlaybackControl {
             duration_s: f64::from_bits(self.inner.duration_bits.load(Ordering::Relaxed)),
             buffer_fill: f32::from_bits(self.inner.fill_bits.load(Ordering::Relaxed)),
             sample_rate: rate,
+            track: self.heard_track(),
         }
     }
 
-    /// Called once the track is known.
-    pub(crate) fn set_track(&self, sample_rate: u32, duration_s: f64) {
+    /// The queue position of the track being heard.
+    pub fn heard_track(&self) -> Option<usize> {
+        match self.inner.heard.load(Ordering::Relaxed) {
+            0 => None,
+            n => usize::try_from(n - 1).ok(),
+        }
+    }
+
+    /// Asks the decoder to go to queue position `index` (next, prev, a chosen track).
+    pub fn request_jump(&self, index: usize) {
+        if let Ok(mut j) = self.inner.jump.lock() {
+            *j = Some(index);
+        }
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        self.inner.interrupt.notify_waiters();
+    }
+
+    /// Changes with every jump request.
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch.load(Ordering::Acquire)
+    }
+
+    /// Resolves once a jump is requested after the caller looked at `epoch()`.
+    pub fn interrupted(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.interrupt.notified()
+    }
+
+    pub(crate) fn take_jump(&self) -> Option<usize> {
+        self.inner.jump.lock().ok().and_then(|mut j| j.take())
+    }
+
+    /// Called once the output format is known.
+    pub(crate) fn set_rate(&self, sample_rate: u32) {
         self.inner.sample_rate.store(sample_rate, Ordering::Relaxed);
-        self.inner
-            .duration_bits
-            .store(duration_s.to_bits(), Ordering::Relaxed);
         self.inner.frames.store(0, Ordering::Relaxed);
         self.inner
             .fill_bits
             .store(0f32.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Called by the output when the first sample of queue position `index` is reached.
+    pub(crate) fn begin_track(&self, index: usize, duration_s: f64, frames_played: u64) {
+        self.inner
+            .duration_bits
+            .store(duration_s.to_bits(), Ordering::Relaxed);
+        self.inner
+            .heard_base
+            .store(frames_played, Ordering::Relaxed);
+        self.inner.heard.store(index as u64 + 1, Ordering::Relaxed);
     }
 
     /// Called by outputs as they consume (allocation- and lock-free).

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
-use rtrb::Consumer;
 
 use super::control::PlaybackControl;
 use super::shared::{DecodeState, OutputState};
@@ -77,14 +76,14 @@ impl DeviceTarget {
     /// stopped, or the device fails.
     pub(crate) fn run(
         self,
-        consumer: Consumer<f32>,
+        tap: super::ring_tap::RingTap,
         dec: Arc<DecodeState>,
         out: Arc<OutputState>,
         control: PlaybackControl,
         start: Instant,
     ) -> Result<()> {
         let cb = Callback {
-            consumer,
+            tap,
             dec: dec.clone(),
             out: out.clone(),
             control: control.clone(),
@@ -162,7 +161,7 @@ impl DeviceTarget {
 
 /// State owned by the real-time callback.
 struct Callback {
-    consumer: Consumer<f32>,
+    tap: super::ring_tap::RingTap,
     dec: Arc<DecodeState>,
     out: Arc<OutputState>,
     control: PlaybackControl,
@@ -182,45 +181,57 @@ impl Callback {
         }
         // Read `done` before the fill level: once done is seen, every sample is visible.
         let done = self.dec.is_done();
-        let available = self.consumer.slots();
-        let n = available.min(data.len()) / self.channels * self.channels;
-        if n > 0
-            && let Ok(chunk) = self.consumer.read_chunk(n)
-        {
+        let ch = self.channels.max(1);
+        let target = super::gain::amplitude(self.control.volume());
+        let mut filled = 0;
+        // A read stops at a track boundary: the rest of the buffer comes from the next track.
+        loop {
+            let available = self.tap.prepare(&self.dec, &self.out, &self.control);
+            let n = available.min(data.len() - filled) / ch * ch;
+            if n == 0 {
+                break;
+            }
+            let Ok(chunk) = self.tap.consumer.read_chunk(n) else {
+                break;
+            };
             let (a, b) = chunk.as_slices();
-            let target = super::gain::amplitude(self.control.volume());
             let mut src = a.iter().chain(b);
-            for frame in data[..n].chunks_mut(self.channels.max(1)) {
+            for frame in data[filled..filled + n].chunks_mut(ch) {
                 let g = self.gain.next(target);
                 for dst in frame {
                     *dst = T::from_sample(src.next().copied().unwrap_or(0.0) * g);
                 }
             }
             chunk.commit_all();
+            self.tap.consumed(n);
             self.out.mark_first_sample(self.start);
-            self.frames += (n / self.channels) as u64;
+            self.frames += (n / ch) as u64;
+            self.out.frames.store(self.frames, Ordering::Relaxed);
+            filled += n;
         }
-        data[n..].fill(T::EQUILIBRIUM);
-        if n < data.len() {
+        data[filled..].fill(T::EQUILIBRIUM);
+        if filled < data.len() {
             if done {
-                if available == n {
+                if self.tap.consumer.slots() == 0 {
                     self.out.drained.store(true, Ordering::Relaxed);
                 }
             } else {
-                if !self.starved {
-                    self.starved = true;
-                    self.out.underruns.fetch_add(1, Ordering::Relaxed);
-                }
-                let missing = ((data.len() - n) / self.channels) as u64;
+                let missing = ((data.len() - filled) / ch) as u64;
                 let us = missing * 1_000_000 / u64::from(rate.max(1));
-                self.out.underrun_us.fetch_add(us, Ordering::Relaxed);
+                if self.tap.starved(&self.dec, us) {
+                    if !self.starved {
+                        self.starved = true;
+                        self.out.underruns.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.out.underrun_us.fetch_add(us, Ordering::Relaxed);
+                }
             }
         } else {
             self.starved = false;
         }
         self.out.frames.store(self.frames, Ordering::Relaxed);
-        let cap = self.consumer.buffer().capacity().max(1);
+        let cap = self.tap.capacity();
         self.control
-            .set_progress(self.frames, self.consumer.slots() as f32 / cap as f32);
+            .set_progress(self.frames, self.tap.consumer.slots() as f32 / cap as f32);
     }
 }

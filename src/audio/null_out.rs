@@ -4,8 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rtrb::Consumer;
-
+use super::ring_tap::RingTap;
 use super::shared::Ctx;
 
 /// How often the clock wakes up.
@@ -43,13 +42,7 @@ impl Starvation {
 
 /// Plays the ring on the null clock until it is drained after the decoder finished, or the
 /// control is stopped, or the decoder was abandoned.
-pub(crate) fn run(
-    mut consumer: Consumer<f32>,
-    rate: u32,
-    channels: u16,
-    resume_frames: usize,
-    ctx: &Ctx<'_>,
-) {
+pub(crate) fn run(mut tap: RingTap, rate: u32, channels: u16, resume_frames: usize, ctx: &Ctx<'_>) {
     let Ctx {
         dec,
         out,
@@ -57,7 +50,7 @@ pub(crate) fn run(
         start,
     } = *ctx;
     let ch = usize::from(channels.max(1));
-    let capacity = consumer.buffer().capacity().max(1);
+    let capacity = tap.capacity();
     let rate_f = f64::from(rate);
     let mut starvation = Starvation::new(resume_frames);
     let mut frames_played = 0u64;
@@ -82,35 +75,44 @@ pub(crate) fn run(
         owed -= need as f64;
         // Read `done` before the fill level: once done is seen, every sample is visible.
         let done = dec.is_done();
-        let available = consumer.slots() / ch;
+        let mut need = need;
+        let mut available = tap.prepare(dec, out, control) / ch;
         if starvation.holding(available, done) {
             underrun_us += dt.as_secs_f64() * 1e6;
         } else {
-            let take = need.min(available);
-            if take > 0 {
-                if let Ok(chunk) = consumer.read_chunk(take * ch) {
+            // A read stops at a track boundary: take the rest from the next track.
+            while need > 0 && available > 0 {
+                let take = need.min(available);
+                if let Ok(chunk) = tap.consumer.read_chunk(take * ch) {
                     chunk.commit_all();
                 }
+                tap.consumed(take * ch);
                 out.mark_first_sample(start);
                 frames_played += take as u64;
+                out.frames.store(frames_played, Ordering::Relaxed);
+                need -= take;
+                available = tap.prepare(dec, out, control) / ch;
             }
-            if take < need {
+            if need > 0 {
                 if done {
-                    if available == take {
+                    if available == 0 && tap.consumer.slots() == 0 {
                         out.drained.store(true, Ordering::Relaxed);
                         break;
                     }
                 } else {
-                    if starvation.starve() {
-                        out.underruns.fetch_add(1, Ordering::Relaxed);
+                    let us = (need as f64 / rate_f * 1e6) as u64;
+                    if tap.starved(dec, us) {
+                        if starvation.starve() {
+                            out.underruns.fetch_add(1, Ordering::Relaxed);
+                        }
+                        underrun_us += us as f64;
                     }
-                    underrun_us += (need - take) as f64 / rate_f * 1e6;
                 }
             }
         }
         out.frames.store(frames_played, Ordering::Relaxed);
         out.underrun_us.store(underrun_us as u64, Ordering::Relaxed);
-        control.set_progress(frames_played, consumer.slots() as f32 / capacity as f32);
+        control.set_progress(frames_played, tap.consumer.slots() as f32 / capacity as f32);
         std::thread::sleep(TICK);
     }
     out.frames.store(frames_played, Ordering::Relaxed);

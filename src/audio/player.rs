@@ -1,4 +1,5 @@
-//! `play_from_reader`: streaming playback from a non-seekable byte source.
+//! `play_source`: streaming playback of a queue of non-seekable byte sources into one
+//! output, and `play_from_reader` for a single one.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use rtrb::Consumer;
+
+use super::ring_tap::RingTap;
+use super::track_source::{OneTrack, OpenedTrack, TrackSource};
 use serde::Serialize;
 
 use super::control::PlaybackControl;
@@ -40,6 +43,10 @@ pub struct PlaybackStats {
     pub skipped_packets: u64,
     /// Why the track ended before its end ("track truncated: …", "source failed: …"), if so.
     pub ended_early: Option<String>,
+    /// Tracks whose first sample reached the output.
+    pub tracks: u64,
+    /// Silence inserted before each track after the first, in milliseconds.
+    pub gaps_ms: Vec<f64>,
 }
 
 /// Plays audio arriving through a blocking, non-seekable reader.
@@ -60,14 +67,32 @@ pub fn play_from_reader<R: Read + Send + Sync + 'static>(
     start: Instant,
     control: PlaybackControl,
 ) -> Result<PlaybackStats> {
+    let track = OpenedTrack {
+        reader: Box::new(reader),
+        ext: ext_hint.map(str::to_string),
+        index: 0,
+    };
+    play_source(Box::new(OneTrack(Some(track))), output, start, control)
+}
+
+/// Plays every track `source` hands out, one after the other in one output with nothing
+/// between them; the output format is the first playable track's (the device's for
+/// `device`). A track that cannot be played is reported to the source and passed over; an
+/// error only if none can.
+pub fn play_source(
+    source: Box<dyn TrackSource>,
+    output: OutputKind,
+    start: Instant,
+    control: PlaybackControl,
+) -> Result<PlaybackStats> {
     let device = match output {
         OutputKind::Device => Some(DeviceTarget::open()?),
         _ => None,
     };
     let target = device.as_ref().map(|d| (d.rate(), d.channels()));
-    let dec = Arc::new(DecodeState::default());
+    let dec = Arc::new(DecodeState::new());
     let out = Arc::new(OutputState::default());
-    let (handle, ready) = feed::spawn(reader, ext_hint.map(str::to_string), target, dec.clone())?;
+    let (handle, ready) = feed::spawn(source, target, dec.clone(), control.clone())?;
 
     let (spec, consumer) = loop {
         match ready.recv_timeout(Duration::from_millis(20)) {
@@ -94,7 +119,8 @@ pub fn play_from_reader<R: Read + Send + Sync + 'static>(
         out_channels = spec.out_channels,
         "playback starting"
     );
-    control.set_track(spec.out_rate, spec.duration_s);
+    control.set_rate(spec.out_rate);
+    let tap = RingTap::new(consumer);
     let ctx = Ctx {
         dec: &dec,
         out: &out,
@@ -109,18 +135,18 @@ pub fn play_from_reader<R: Read + Send + Sync + 'static>(
                 channels: spec.out_channels,
                 pcm16: spec.pcm16,
             };
-            wav_out::run(&path, consumer, format, &ctx)
+            wav_out::run(&path, tap, format, &ctx)
         }
         OutputKind::Null => {
-            let consumer = prebuffer(consumer, &spec, &ctx);
+            let tap = prebuffer(tap, &spec, &ctx);
             let resume = frames_for(PREBUFFER / 2, spec.out_rate);
-            null_out::run(consumer, spec.out_rate, spec.out_channels, resume, &ctx);
+            null_out::run(tap, spec.out_rate, spec.out_channels, resume, &ctx);
             Ok(())
         }
         OutputKind::Device => match device {
             Some(device) => {
-                let consumer = prebuffer(consumer, &spec, &ctx);
-                device.run(consumer, dec.clone(), out.clone(), control.clone(), start)
+                let tap = prebuffer(tap, &spec, &ctx);
+                device.run(tap, dec.clone(), out.clone(), control.clone(), start)
             }
             None => Err(anyhow!("no usable sound card; use --output null")),
         },
@@ -137,6 +163,12 @@ pub fn play_from_reader<R: Read + Send + Sync + 'static>(
         channels: spec.out_channels,
         skipped_packets: dec.skipped_packets.load(Ordering::Relaxed),
         ended_early: out.failure().or_else(|| dec.ended_early()),
+        tracks: out.tracks.load(Ordering::Relaxed),
+        gaps_ms: out
+            .gaps_us
+            .lock()
+            .map(|g| g.iter().map(|&us| us as f64 / 1000.0).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -145,17 +177,17 @@ fn frames_for(d: Duration, rate: u32) -> usize {
 }
 
 /// Waits until ~200 ms of audio are buffered, the decoder is done, or playback is stopped.
-fn prebuffer(consumer: Consumer<f32>, spec: &TrackSpec, ctx: &Ctx<'_>) -> Consumer<f32> {
+fn prebuffer(tap: RingTap, spec: &TrackSpec, ctx: &Ctx<'_>) -> RingTap {
     let want = frames_for(PREBUFFER, spec.out_rate) * usize::from(spec.out_channels);
-    let want = want.min(consumer.buffer().capacity());
-    while consumer.slots() < want
+    let want = want.min(tap.capacity());
+    while tap.consumer.slots() < want
         && !ctx.dec.is_done()
         && !ctx.control.is_stopped()
         && !ctx.dec.is_aborted()
     {
         std::thread::sleep(Duration::from_millis(1));
     }
-    consumer
+    tap
 }
 
 /// Ends the decode thread: joined if it finished, otherwise told to quit and left to do so

@@ -1,6 +1,7 @@
 //! State shared between the decode thread, the output and the caller of `play_from_reader`.
 //! The hot path touches only atomics; the mutexes hold end-of-playback messages.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -29,6 +30,36 @@ pub(crate) struct DecodeState {
     pub ended_early: Mutex<Option<String>>,
     /// The first error the byte source returned.
     pub source_error: Mutex<Option<String>>,
+    /// Where each track begins in the ring's sample stream, in order; the output pops them
+    /// as it reaches them.
+    pub boundaries: Mutex<VecDeque<Boundary>>,
+    /// The start of the first boundary not yet popped (`u64::MAX`: none), so the output
+    /// checks a number, not a lock, per buffer.
+    pub next_boundary: AtomicU64,
+    /// Samples before this stream position are to be dropped unheard (a skip).
+    pub flush_to: AtomicU64,
+    /// Stream position where the last finished track ended while the next has not begun
+    /// (`u64::MAX`: a track is being decoded): starving there is a gap, not an underrun.
+    pub between_tracks_at: AtomicU64,
+    /// Samples pushed into the ring so far.
+    pub pushed: AtomicU64,
+    /// The queue position being decoded (`u64::MAX`: none yet) and where it starts.
+    pub current: AtomicU64,
+    pub current_start: AtomicU64,
+    /// The control's jump epoch the decoder has handled.
+    pub seen_epoch: AtomicU64,
+    /// Set when a jump means leaving the track being decoded.
+    pub leave_to: Mutex<Option<usize>>,
+}
+
+/// The first sample of a track in the ring's sample stream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Boundary {
+    /// Samples (not frames) pushed before it.
+    pub start: u64,
+    /// Its queue position.
+    pub index: usize,
+    pub duration_s: f64,
 }
 
 impl DecodeState {
@@ -55,6 +86,24 @@ impl DecodeState {
     pub(crate) fn source_error(&self) -> Option<String> {
         self.source_error.lock().ok().and_then(|s| s.clone())
     }
+
+    pub(crate) fn new() -> Self {
+        DecodeState {
+            next_boundary: AtomicU64::new(u64::MAX),
+            between_tracks_at: AtomicU64::new(u64::MAX),
+            current: AtomicU64::new(u64::MAX),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn add_boundary(&self, b: Boundary) {
+        if let Ok(mut q) = self.boundaries.lock() {
+            if q.is_empty() {
+                self.next_boundary.store(b.start, Ordering::Release);
+            }
+            q.push_back(b);
+        }
+    }
 }
 
 /// Output side: written by the output (null clock, wav writer or device callback).
@@ -69,6 +118,10 @@ pub(crate) struct OutputState {
     pub drained: AtomicBool,
     /// Set by a device error callback.
     pub failure: Mutex<Option<String>>,
+    /// Tracks whose first sample the output reached.
+    pub tracks: AtomicU64,
+    /// Silence inserted before each track after the first, in microseconds.
+    pub gaps_us: Mutex<Vec<u64>>,
 }
 
 impl OutputState {

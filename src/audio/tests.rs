@@ -201,7 +201,8 @@ fn control_is_shared_between_clones() {
     assert!(d.is_paused());
     c.resume();
     assert!(!d.is_paused());
-    c.set_track(48_000, 3.0);
+    c.set_rate(48_000);
+    c.begin_track(0, 3.0, 0);
     c.set_progress(24_000, 0.5);
     let s = d.status();
     assert_eq!(

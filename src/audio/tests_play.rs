@@ -381,10 +381,20 @@ fn device_path_resamples_and_maps_channels() {
     use super::shared::DecodeState;
     use std::sync::Arc;
     // The device path without a device: decode the mono flac for a 48 kHz stereo target.
-    let dec = Arc::new(DecodeState::default());
-    let reader = NetReader::new(fixture("tone.flac"));
-    let (handle, ready) =
-        feed::spawn(reader, Some("flac".into()), Some((48_000, 2)), dec.clone()).unwrap();
+    let dec = Arc::new(DecodeState::new());
+    let track = super::OpenedTrack {
+        reader: Box::new(NetReader::new(fixture("tone.flac"))),
+        ext: Some("flac".into()),
+        index: 0,
+    };
+    let source = Box::new(super::track_source::OneTrack(Some(track)));
+    let (handle, ready) = feed::spawn(
+        source,
+        Some((48_000, 2)),
+        dec.clone(),
+        super::PlaybackControl::new(),
+    )
+    .unwrap();
     let (spec, mut consumer) = ready.recv().unwrap().unwrap();
     assert_eq!(
         (spec.rate, spec.channels, spec.out_rate, spec.out_channels),

@@ -7,11 +7,10 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
-use rtrb::Consumer;
-
 use super::gain::Gain;
+use super::ring_tap::RingTap;
 use super::shared::Ctx;
+use anyhow::{Result, anyhow};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WavFormat {
@@ -21,12 +20,7 @@ pub(crate) struct WavFormat {
 }
 
 /// Drains the ring into `path` until the decoder is done (or the control is stopped).
-pub(crate) fn run(
-    path: &Path,
-    mut consumer: Consumer<f32>,
-    format: WavFormat,
-    ctx: &Ctx<'_>,
-) -> Result<()> {
+pub(crate) fn run(path: &Path, mut tap: RingTap, format: WavFormat, ctx: &Ctx<'_>) -> Result<()> {
     let WavFormat {
         rate,
         channels,
@@ -51,7 +45,7 @@ pub(crate) fn run(
     let fail = |e: hound::Error| anyhow!("cannot write {}: {e}", path.display());
     let mut writer = hound::WavWriter::create(path, spec).map_err(fail)?;
     let ch = usize::from(channels.max(1));
-    let capacity = consumer.buffer().capacity().max(1);
+    let capacity = tap.capacity();
     let mut frames = 0u64;
     let mut gain = Gain::new(control, rate);
     let mut scratch: Vec<f32> = Vec::new();
@@ -64,16 +58,16 @@ pub(crate) fn run(
             continue;
         }
         let done = dec.is_done();
-        let n = consumer.slots() / ch * ch;
+        let n = tap.prepare(dec, out, control) / ch * ch;
         if n == 0 {
-            if done {
+            if done && tap.consumer.slots() == 0 {
                 out.drained.store(true, Ordering::Relaxed);
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
             continue;
         }
-        if let Ok(chunk) = consumer.read_chunk(n) {
+        if let Ok(chunk) = tap.consumer.read_chunk(n) {
             let (a, b) = chunk.as_slices();
             let (a, b): (&[f32], &[f32]) = if gain.is_unity(control) {
                 (a, b)
@@ -95,11 +89,12 @@ pub(crate) fn run(
                 }
             }
             chunk.commit_all();
+            tap.consumed(n);
         }
         out.mark_first_sample(start);
         frames += (n / ch) as u64;
         out.frames.store(frames, Ordering::Relaxed);
-        control.set_progress(frames, consumer.slots() as f32 / capacity as f32);
+        control.set_progress(frames, tap.consumer.slots() as f32 / capacity as f32);
     }
     writer.finalize().map_err(fail)?;
     Ok(())

@@ -203,10 +203,24 @@ pub enum PeerCmd {
         #[arg(long, default_value = "device")]
         output: String,
     },
-    /// Play NAME while its bytes arrive; nothing touches disk.
+    /// Play tracks while their bytes arrive (nothing touches disk): the names, an album or
+    /// an artist form a queue that replaces the current one; with none of them, the
+    /// current queue plays from where it is.
     Stream {
-        /// The track to stream.
-        name: String,
+        /// The tracks to play, in order.
+        names: Vec<String>,
+        /// Play this album, in disc and track order.
+        #[arg(long, value_name = "ALBUM")]
+        album: Option<String>,
+        /// Play this artist's tracks (with --album: that artist's album of that title).
+        #[arg(long, value_name = "ARTIST")]
+        artist: Option<String>,
+        /// Play the queue in a random order.
+        #[arg(long)]
+        shuffle: bool,
+        /// Start over after the last track.
+        #[arg(long)]
+        repeat: bool,
         /// device, null or wav:PATH
         #[arg(long, default_value = "device")]
         output: String,
@@ -219,6 +233,18 @@ pub enum PeerCmd {
         /// The new volume, 0 to 100 (default: show the current one).
         level: Option<String>,
     },
+    /// The play queue; `queue add NAME...` appends, `queue clear` empties it (and stops).
+    Queue {
+        #[command(subcommand)]
+        action: Option<QueueAction>,
+        /// Print the queue as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Jump to the next track of the queue.
+    Next,
+    /// Jump to the previous track of the queue.
+    Prev,
     /// Pause playback.
     Pause,
     /// Resume playback.
@@ -358,4 +384,16 @@ mod tests {
         assert!(matches!(l.cmd, PeerCmd::Down));
         assert!(ShellLine::try_parse_from(["frobnicate"]).is_err());
     }
+}
+
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
+pub enum QueueAction {
+    /// Append tracks to the queue.
+    Add {
+        /// The tracks to append.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Empty the queue and stop playback.
+    Clear,
 }

@@ -1,13 +1,13 @@
 //! Runs one peer command against a node. The same code serves the shell and the control
 //! socket; output goes through `Output` so each front end prints it its own way.
 
-use super::args::PeerCmd;
+use super::args::{PeerCmd, QueueAction};
 use super::library_view;
 use crate::audio::OutputKind;
-use crate::node::Node;
 use crate::node::status::Status;
 use crate::node::storage::LsFilter;
 use crate::node::stream::StreamStats;
+use crate::node::{Node, QueueEvent, QueueRequest};
 use std::path::Path;
 use tokio::sync::mpsc;
 
@@ -107,8 +107,13 @@ pub const HELP: &str = "commands:
   import PATH... [--dry-run]      import files and folders, named from their tags
   get NAME [-o PATH]              download NAME (default ./NAME.<ext>)
   play NAME                       fetch into memory, then play
-  stream NAME [--output device|null|wav:PATH] [--stats json]
-                                  play while the bytes arrive (never touches disk)
+  stream NAME... [--album B] [--artist A] [--shuffle] [--repeat]
+         [--output device|null|wav:PATH] [--stats json]
+                                  play while the bytes arrive (never touches disk);
+                                  the tracks form a queue that replaces the current one
+  queue [--json] | queue add NAME... | queue clear
+                                  show, extend or empty the queue
+  next | prev                     jump within the queue
   pause | resume | stop           control playback
   volume [0-100]                  show or set the volume (applied in the pipeline)
   remove NAME [--force]           delete NAME network-wide (--force: another peer's)
@@ -152,11 +157,23 @@ fn stats_format(s: Option<&str>) -> Result<bool, CmdError> {
     }
 }
 
-fn report_playback(name: &str, s: &StreamStats, json: bool, out: &Output) -> Result<(), CmdError> {
-    if let Some(why) = s.ended_early.as_ref().filter(|_| s.failed.is_none()) {
+/// Ends a playback command: its stats, and its failure as the command's. `warn`: print the
+/// track's warnings here (a queue printed them as they happened).
+fn report_playback(
+    name: &str,
+    s: &StreamStats,
+    json: bool,
+    warn: bool,
+    out: &Output,
+) -> Result<(), CmdError> {
+    if let Some(why) = s
+        .ended_early
+        .as_ref()
+        .filter(|_| warn && s.failed.is_none())
+    {
         out.err(format!("warning: {name}: {why}"));
     }
-    if s.skipped_packets > 0 {
+    if warn && s.skipped_packets > 0 {
         out.err(format!(
             "warning: {name}: skipped {} undecodable packets",
             s.skipped_packets
@@ -362,27 +379,99 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
             }
         }
         PeerCmd::Stream {
-            name,
+            names,
+            album,
+            artist,
+            shuffle,
+            repeat,
             output,
             stats,
         } => {
             let start = std::time::Instant::now();
             let output = resolve_output(cwd, &output)?;
             let json = stats_format(stats.as_deref())?;
+            let tracks = if album.is_some() || artist.is_some() {
+                let found = node.tracks_for(album.as_deref(), artist.as_deref());
+                if found.is_empty() {
+                    return Err(CmdError::failed(match (&album, &artist) {
+                        (Some(b), Some(a)) => format!("no album '{b}' by '{a}'"),
+                        (Some(b), None) => format!("no album '{b}'"),
+                        (None, a) => format!("no tracks by '{}'", a.as_deref().unwrap_or("")),
+                    }));
+                }
+                names.into_iter().chain(found).collect()
+            } else {
+                for n in &names {
+                    node.entry(n)?;
+                }
+                names
+            };
+            let label = match tracks.as_slice() {
+                [] => "the queue".to_string(),
+                [one] => one.clone(),
+                many => format!("{} tracks", many.len()),
+            };
+            let req = (!tracks.is_empty()).then_some(QueueRequest {
+                tracks,
+                shuffle,
+                repeat,
+            });
             let o = out.clone();
             let n = node.clone();
             let s = node
-                .stream(&name, output, start, move |p| {
-                    o.err(format!("source: {} ({p})", n.peer_name(&p)))
+                .stream_queue(req, output, start, move |e| match e {
+                    QueueEvent::Source(p) => o.err(format!("source: {} ({p})", n.peer_name(&p))),
+                    QueueEvent::Skipped { name, why } => {
+                        o.err(format!("warning: skipped {name}: {why}"))
+                    }
+                    QueueEvent::Warning { name, why } => o.err(format!("warning: {name}: {why}")),
                 })
                 .await?;
-            report_playback(&name, &s, json, out)?;
+            report_playback(&label, &s, json, false, out)?;
+        }
+        PeerCmd::Queue { action, json } => match action {
+            None => {
+                let q = node.queue();
+                if json {
+                    out.out(serde_json::to_string(&q)?);
+                } else if q.tracks.is_empty() {
+                    out.out("the queue is empty");
+                } else {
+                    let heard = node.now_playing().and_then(|np| np.control.heard_track());
+                    let lines: Vec<String> = q
+                        .tracks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            let mark = if heard.unwrap_or(q.position) == i {
+                                '>'
+                            } else {
+                                ' '
+                            };
+                            format!("{mark} {:>3}. {t}", i + 1)
+                        })
+                        .collect();
+                    out.out(lines.join("\n"));
+                }
+            }
+            Some(QueueAction::Add { names }) => {
+                let len = node.queue_add(&names)?;
+                out.out(format!("queued {} (queue: {len} tracks)", names.len()));
+            }
+            Some(QueueAction::Clear) => {
+                node.queue_clear();
+                out.out("queue cleared");
+            }
+        },
+        PeerCmd::Next | PeerCmd::Prev => {
+            let to = node.skip(matches!(cmd, PeerCmd::Next))?;
+            out.out(format!("playing {to}"));
         }
         PeerCmd::Play { name, output } => {
             let start = std::time::Instant::now();
             let output = resolve_output(cwd, &output)?;
             let s = node.play(&name, output, start).await?;
-            report_playback(&name, &s, false, out)?;
+            report_playback(&name, &s, false, true, out)?;
         }
         PeerCmd::Pause | PeerCmd::Resume | PeerCmd::Stop => {
             let np = node

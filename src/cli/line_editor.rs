@@ -28,8 +28,9 @@ const PROMPT: &str = "meff> ";
 
 /// Commands the shell knows, for completion.
 const COMMANDS: &[&str] = &[
-    "albums", "artists", "down", "exit", "get", "help", "import", "invite", "ls", "pause", "peers",
-    "play", "push", "remove", "resume", "status", "stop", "stream", "volume",
+    "albums", "artists", "down", "exit", "get", "help", "import", "invite", "ls", "next", "pause",
+    "peers", "play", "prev", "push", "queue", "remove", "resume", "status", "stop", "stream",
+    "volume",
 ];
 
 /// Commands whose arguments are track names.
@@ -67,6 +68,8 @@ impl Completer for ShellHelper {
                 .into_iter()
                 .map(|a| a.album)
                 .collect(),
+            ["queue"] => vec!["add".to_string(), "clear".to_string()],
+            ["queue", "add", ..] => self.node.ls().into_iter().map(|t| t.name).collect(),
             [cmd, ..] if TAKES_TRACK.contains(cmd) => {
                 self.node.ls().into_iter().map(|t| t.name).collect()
             }

@@ -203,9 +203,6 @@ async fn now_playing_line(node: Node, printer: Printer) {
         let st = np.control.status();
         let source = np
             .source
-            .lock()
-            .ok()
-            .and_then(|s| *s)
             .map(|p| node.peer_name(&p))
             .unwrap_or_else(|| "-".into());
         let state = if np.control.is_paused() {

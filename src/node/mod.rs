@@ -9,8 +9,11 @@ mod fetch;
 mod gossip;
 mod import;
 pub use import::{ImportOutcome, ImportReport};
+pub use listen::{QueueEvent, QueueRequest};
 mod introduce;
+mod listen;
 mod lock;
+pub mod queue;
 mod relay;
 mod repair_task;
 mod scrub;
@@ -159,7 +162,8 @@ pub(crate) struct Inner {
     pub blobs: BlobStore,
     /// Caps concurrent uploads; requests beyond it wait their turn.
     pub upload_slots: tokio::sync::Semaphore,
-    pub now_playing: Mutex<Option<stream::NowPlaying>>,
+    pub now_playing: Mutex<Option<listen::Session>>,
+    pub queue: Mutex<queue::Queue>,
     pub volume: std::sync::atomic::AtomicU8,
     pub relay_hub: Arc<RelayHub>,
     /// This process's start, in ms: what tells a restarted peer from a duplicate connection.
@@ -333,6 +337,7 @@ impl Node {
                 blobs,
                 upload_slots: tokio::sync::Semaphore::new(MAX_UPLOADS),
                 now_playing: Mutex::new(None),
+                queue: Mutex::new(queue::Queue::default()),
                 volume: std::sync::atomic::AtomicU8::new(100),
                 relay_hub,
                 boot: now_ms(),

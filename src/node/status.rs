@@ -47,7 +47,7 @@ impl Node {
     pub fn playing(&self) -> Option<Playing> {
         let np = self.now_playing()?;
         let st = np.control.status();
-        let source = np.source.lock().ok().and_then(|s| *s);
+        let source = np.source;
         let (tags, duration) = self
             .track_tags(&np.name)
             .unwrap_or((Default::default(), st.duration_s));

@@ -2,19 +2,15 @@
 //! written to disk), `play` fetches into memory first. Both report the stats of SPEC.md.
 
 use super::Node;
+use super::listen::{QueueEvent, QueueRequest, READ_AHEAD_CHUNKS, Session};
 use super::storage::extension_for;
 use crate::audio::{self, OutputKind, PlaybackControl, PlaybackStats};
 use crate::id::PeerId;
 use anyhow::{Result, anyhow};
 use serde::Serialize;
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
-
-/// Verified chunks buffered between the network and the decoder: enough compressed audio to
-/// ride out a failover, small enough that memory stays flat for any track.
-const READ_AHEAD_CHUNKS: usize = 16;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamStats {
@@ -28,14 +24,32 @@ pub struct StreamStats {
     pub sources: Vec<String>,
     pub failovers: u64,
     pub disk_bytes_written: u64,
-    /// Reported on stderr, not in the JSON, which is exactly SPEC.md's.
-    #[serde(skip)]
     pub skipped_packets: u64,
-    #[serde(skip)]
+    /// Why the (first) track ended before its end; in the JSON only whether it did.
+    #[serde(serialize_with = "is_some")]
     pub ended_early: Option<String>,
+    /// Tracks whose first sample reached the output.
+    pub tracks: u64,
+    /// Silence inserted before each track after the first.
+    pub gaps_ms: Vec<f64>,
+    pub seeks: Vec<SeekStat>,
+    /// Tracks of the queue that could not be played.
+    #[serde(skip)]
+    pub skipped_tracks: u64,
     /// Why the track could not be played to its end (the command then fails).
     #[serde(skip)]
     pub failed: Option<String>,
+}
+
+fn is_some<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(v.is_some())
+}
+
+/// One seek: where to, and how long until audio at the new position.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeekStat {
+    pub to_s: f64,
+    pub latency_ms: f64,
 }
 
 /// What is playing now, for the shell's now-playing line and pause/resume/stop.
@@ -43,43 +57,7 @@ pub struct StreamStats {
 pub struct NowPlaying {
     pub name: String,
     pub control: PlaybackControl,
-    pub source: Arc<Mutex<Option<PeerId>>>,
-}
-
-/// A blocking `Read` over the chunks the fetch task delivers. A fetch that failed for good
-/// surfaces as a read error, so the decoder ends with a clear message instead of waiting.
-struct ChunkReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-    failure: Arc<Mutex<Option<String>>>,
-    bytes: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos >= self.cur.len() {
-            match self.rx.blocking_recv() {
-                Some(c) => {
-                    self.bytes
-                        .fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    self.cur = c;
-                    self.pos = 0;
-                }
-                None => {
-                    let failure = self.failure.lock().map(|f| f.clone()).unwrap_or(None);
-                    return match failure {
-                        Some(e) => Err(std::io::Error::other(e)),
-                        None => Ok(0),
-                    };
-                }
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
+    pub source: Option<PeerId>,
 }
 
 /// Bytes this process has caused to be written to storage, as the kernel counts them.
@@ -108,24 +86,38 @@ impl Node {
         self.inner
             .volume
             .store(volume, std::sync::atomic::Ordering::Relaxed);
-        if let Some(np) = self.now_playing() {
-            np.control.set_volume(volume);
+        if let Some(s) = self.session() {
+            s.control.set_volume(volume);
         }
         Ok(())
     }
 
+    /// The track being heard, its control and where its bytes come from.
     pub fn now_playing(&self) -> Option<NowPlaying> {
-        self.inner.now_playing.lock().ok().and_then(|g| g.clone())
+        let session = self.session()?;
+        let q = self.queue();
+        let index = session.control.heard_track().unwrap_or(q.position);
+        let source = session
+            .sources
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&index).copied());
+        Some(NowPlaying {
+            name: q.name(index).unwrap_or_default().to_string(),
+            control: session.control,
+            source,
+        })
     }
 
-    fn set_now_playing(&self, np: Option<NowPlaying>) {
+    /// Makes `session` the peer's playback; the one it replaces stops.
+    pub(crate) fn set_session(&self, session: Option<Session>) {
         if let Ok(mut g) = self.inner.now_playing.lock() {
             if let Some(old) = g.as_ref()
-                && np.is_some()
+                && session.is_some()
             {
                 old.control.stop();
             }
-            *g = np;
+            *g = session;
         }
     }
 
@@ -137,89 +129,29 @@ impl Node {
         start: Instant,
         on_source: impl Fn(PeerId) + Send + Sync + 'static,
     ) -> Result<StreamStats> {
-        let entry = self.entry(name)?;
-        let disk_before = process_disk_bytes_written();
-        let control = PlaybackControl::new();
-        control.set_volume(self.volume());
-        let source = Arc::new(Mutex::new(None));
-        self.set_now_playing(Some(NowPlaying {
-            name: name.to_string(),
-            control: control.clone(),
-            source: source.clone(),
-        }));
-        let (tx, rx) = mpsc::channel(READ_AHEAD_CHUNKS);
-        let failure = Arc::new(Mutex::new(None));
-        let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let node = self.clone();
-        let e = entry.clone();
-        let fail_slot = failure.clone();
-        let fetch = self.inner.tasks.spawn(async move {
-            // Hold a sender until the failure is recorded, so the reader never sees the end
-            // of the channel before it can tell a failure from the end of the track.
-            let keep = tx.clone();
-            let r = node
-                .fetch_verified(&e, tx, true, move |p| {
-                    if let Ok(mut s) = source.lock() {
-                        *s = Some(p);
-                    }
-                    on_source(p);
-                })
-                .await;
-            if let Err(err) = &r
-                && let Ok(mut f) = fail_slot.lock()
-            {
-                *f = Some(format!("{err:#}"));
-            }
-            drop(keep);
-            r
-        });
-        let reader = ChunkReader {
-            rx,
-            cur: Vec::new(),
-            pos: 0,
-            failure,
-            bytes: bytes.clone(),
+        self.entry(name)?;
+        let req = QueueRequest {
+            tracks: vec![name.to_string()],
+            shuffle: false,
+            repeat: false,
         };
-        let ext = extension_for(&entry.codec).to_string();
-        let ctl = control.clone();
-        let played = tokio::task::spawn_blocking(move || {
-            audio::play_from_reader(reader, Some(&ext), output, start, ctl)
+        self.stream_queue(Some(req), output, start, move |e| {
+            if let QueueEvent::Source(p) = e {
+                on_source(p)
+            }
         })
         .await
-        .map_err(|e| anyhow!("playback thread failed: {e}"));
-        // Whatever happened to playback, the fetch has no reader any more.
-        control.stop();
-        let (report, failed) = match fetch.await {
-            Ok(Ok(r)) => (r, None),
-            Ok(Err(f)) => (f.report, Some(f.msg)),
-            Err(e) => (Default::default(), Some(format!("fetch failed: {e}"))),
-        };
-        self.clear_now_playing(&control);
-        let played = match (played?, &failed) {
-            // The decoder gave up because its source did, maybe before the first sample: the
-            // source's failure is the reason, and the stats still say what was tried.
-            (Err(_), Some(_)) => PlaybackStats::default(),
-            (played, _) => played?,
-        };
-        let mut stats = self.stream_stats(
-            played,
-            &report,
-            bytes.load(std::sync::atomic::Ordering::Relaxed),
-            disk_before,
-        );
-        stats.failed = failed;
-        Ok(stats)
     }
 
-    fn clear_now_playing(&self, control: &PlaybackControl) {
+    pub(crate) fn clear_session(&self, control: &PlaybackControl) {
         if let Ok(mut g) = self.inner.now_playing.lock()
-            && g.as_ref().is_some_and(|np| np.control.same_as(control))
+            && g.as_ref().is_some_and(|s| s.control.same_as(control))
         {
             *g = None;
         }
     }
 
-    fn stream_stats(
+    pub(crate) fn stream_stats(
         &self,
         s: PlaybackStats,
         report: &super::fetch::FetchReport,
@@ -239,6 +171,10 @@ impl Node {
             disk_bytes_written: process_disk_bytes_written().saturating_sub(disk_before),
             skipped_packets: s.skipped_packets,
             ended_early: s.ended_early,
+            tracks: s.tracks,
+            gaps_ms: s.gaps_ms,
+            seeks: Vec::new(),
+            skipped_tracks: 0,
             failed: None,
         }
     }
@@ -267,10 +203,13 @@ impl Node {
         let bytes = data.len() as u64;
         let control = PlaybackControl::new();
         control.set_volume(self.volume());
-        self.set_now_playing(Some(NowPlaying {
-            name: name.to_string(),
+        if let Ok(mut q) = self.inner.queue.lock() {
+            *q = super::queue::Queue::new(vec![name.to_string()], false, false, 0);
+        }
+        let sources = report.sources.last().map(|&p| (0, p)).into_iter().collect();
+        self.set_session(Some(Session {
             control: control.clone(),
-            source: Arc::new(Mutex::new(report.sources.last().copied())),
+            sources: Arc::new(Mutex::new(sources)),
         }));
         let ext = extension_for(&entry.codec).to_string();
         let ctl = control.clone();
@@ -279,7 +218,7 @@ impl Node {
         })
         .await
         .map_err(|e| anyhow!("playback thread failed: {e}"));
-        self.clear_now_playing(&control);
+        self.clear_session(&control);
         Ok(self.stream_stats(played??, &report, bytes, disk_before))
     }
 }

@@ -1,0 +1,56 @@
+//! Where the decode thread gets its tracks: one reader for `play_from_reader`, a queue for
+//! the node's `stream` (which fetches and prefetches from the mesh behind this trait).
+
+use std::io::Read;
+
+/// A track ready to decode.
+pub struct OpenedTrack {
+    pub reader: Box<dyn Read + Send + Sync>,
+    /// A file extension hint for the prober ("mp3", "flac", …).
+    pub ext: Option<String>,
+    /// Its position in the queue.
+    pub index: usize,
+}
+
+/// Which track the decoder wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    First,
+    /// The track at this position played to its end.
+    After(usize),
+    /// The listener chose this position (next, prev).
+    Jump(usize),
+}
+
+/// How a track's decoding ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackEnd {
+    /// Decoded to its end, or as far as its bytes went (`ended_early` says why not further).
+    Played {
+        ended_early: Option<String>,
+        skipped_packets: u64,
+    },
+    /// Not one sample could be decoded.
+    Unplayable(String),
+    /// The listener jumped away from it, or stopped.
+    Left,
+}
+
+pub trait TrackSource: Send {
+    /// The track to decode next, or None when the queue is over. May block briefly.
+    fn open(&mut self, next: Next) -> Option<OpenedTrack>;
+    /// Hears how each opened track ended.
+    fn ended(&mut self, _index: usize, _end: TrackEnd) {}
+}
+
+/// A source of exactly one track.
+pub(crate) struct OneTrack(pub Option<OpenedTrack>);
+
+impl TrackSource for OneTrack {
+    fn open(&mut self, next: Next) -> Option<OpenedTrack> {
+        match next {
+            Next::First => self.0.take(),
+            _ => None,
+        }
+    }
+}
