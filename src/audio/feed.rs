@@ -284,7 +284,6 @@ impl Session {
             index: track.index,
             duration_s,
         });
-        state.between_tracks_at.store(u64::MAX, Ordering::Release);
         let mut pipe = Pipe {
             producer: &mut ring.producer,
             cursor: &self.cursor,
@@ -294,6 +293,9 @@ impl Session {
         };
         let mut frames = (buf.len() / usize::from(channels).max(1)) as u64;
         let mut flow = pipe.feed(&buf, resampler.as_mut());
+        // Only now: an output that finds the ring empty before this track's first samples
+        // are in is still waiting between tracks.
+        state.between_tracks_at.store(u64::MAX, Ordering::Release);
         let mut bad_run = 0u32;
         let mut ended_early = None;
         while flow == Flow::Go {

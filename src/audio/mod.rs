@@ -28,6 +28,8 @@ mod tag_reader;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_gapless;
+#[cfg(test)]
 mod tests_play;
 #[cfg(test)]
 mod tests_tags;

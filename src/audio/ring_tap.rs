@@ -17,6 +17,9 @@ pub(crate) struct RingTap {
     gap_us: u64,
     /// A boundary was reached but its gap is not recorded yet (the lock was busy).
     pending_gap: Option<u64>,
+    /// A skip flushed the ring and the track jumped to has not begun: waiting for it is
+    /// the jump's latency, neither an underrun nor a gap.
+    jumping: bool,
 }
 
 impl RingTap {
@@ -26,6 +29,7 @@ impl RingTap {
             pos: 0,
             gap_us: 0,
             pending_gap: None,
+            jumping: false,
         }
     }
 
@@ -51,6 +55,7 @@ impl RingTap {
             self.pos += n as u64;
             // A skip is no gap: the listener asked for the jump.
             self.gap_us = 0;
+            self.jumping = true;
             self.cross(dec, out, control);
         }
         self.cross(dec, out, control);
@@ -66,11 +71,17 @@ impl RingTap {
     /// Records that `n` samples were taken (after a read of what `prepare` allowed).
     pub(crate) fn consumed(&mut self, n: usize) {
         self.pos += n as u64;
+        if n > 0 {
+            self.jumping = false;
+        }
     }
 
     /// The output found too little to play for `us` microseconds: a gap if it waits at the
     /// end of a finished track for the next one, else an underrun (returns true).
     pub(crate) fn starved(&mut self, dec: &DecodeState, us: u64) -> bool {
+        if self.jumping {
+            return false;
+        }
         if dec.between_tracks_at.load(Ordering::Acquire) == self.pos && self.pos > 0 {
             self.gap_us += us;
             false

@@ -81,7 +81,7 @@ impl Read for NetReader {
 }
 
 /// Reads a WAV output, 16-bit PCM or float, as f32.
-fn read_wav(path: &std::path::Path) -> (u32, u16, Vec<f32>) {
+pub(super) fn read_wav(path: &std::path::Path) -> (u32, u16, Vec<f32>) {
     let mut r = hound::WavReader::open(path).unwrap();
     let spec = r.spec();
     let samples = match spec.sample_format {

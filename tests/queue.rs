@@ -1,0 +1,229 @@
+//! The queue through real peer processes and the `meff` CLI: an album streamed gapless
+//! from tracks held by different peers, `queue`, `next`, `queue add`, and a track whose
+//! holder died skipped with a warning.
+
+mod common;
+
+use common::process::*;
+use lofty::config::WriteOptions;
+use lofty::prelude::*;
+use lofty::tag::{Tag, TagType};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn gapless(name: &str) -> PathBuf {
+    fixture(&format!("gapless/{name}"))
+}
+
+fn alive_count(dir: &Path) -> usize {
+    status(dir)["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["state"] == "alive")
+        .count()
+}
+
+fn mesh3(base: &Path, replicas: &str) -> Vec<Peer> {
+    let r = ["--replicas", replicas];
+    let a = up_full("a", &base.join("a"), None, true, &[], &r);
+    let ticket = a.invite.clone().unwrap();
+    let b = up_full("b", &base.join("b"), Some(&ticket), false, &[], &r);
+    let c = up_full("c", &base.join("c"), Some(&ticket), false, &[], &r);
+    let peers = vec![a, b, c];
+    assert!(
+        wait_for(Duration::from_secs(10), || peers
+            .iter()
+            .all(|p| alive_count(&p.dir) == 2))
+        .is_some(),
+        "the mesh did not form"
+    );
+    peers
+}
+
+/// Copies of the three gapless flac parts tagged as album "Cuts", tracks 1..3.
+fn tagged_album(dir: &Path) -> Vec<PathBuf> {
+    (1..=3)
+        .map(|i| {
+            let out = dir.join(format!("cut{i}.flac"));
+            std::fs::copy(gapless(&format!("part{i}.flac")), &out).unwrap();
+            let mut tag = Tag::new(TagType::VorbisComments);
+            tag.set_title(format!("Cut {i}"));
+            tag.set_artist("Tester".to_string());
+            tag.set_album("Cuts".to_string());
+            tag.set_track(i);
+            tag.save_to_path(&out, WriteOptions::default()).unwrap();
+            out
+        })
+        .collect()
+}
+
+fn holders(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let (_, out, _) = meff(dir, &["ls", "--json"]);
+    let listing: Value = serde_json::from_str(&out).unwrap();
+    listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let hs = t["holders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h.as_str().unwrap().to_string())
+                .collect();
+            (t["name"].as_str().unwrap().to_string(), hs)
+        })
+        .collect()
+}
+
+#[test]
+fn an_album_streams_gapless_from_several_peers_and_the_queue_is_driven_by_commands() {
+    let base = tempfile::tempdir().unwrap();
+    let peers = mesh3(base.path(), "1");
+    let files = tagged_album(base.path());
+    // Pushed out of order under names that sort the wrong way: the album's order is its
+    // track numbers.
+    for (name, file) in [
+        ("z first", &files[0]),
+        ("y second", &files[1]),
+        ("x third", &files[2]),
+    ] {
+        let (code, _, err) = meff(&peers[0].dir, &["push", name, file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let spread: std::collections::BTreeSet<_> = holders(&peers[0].dir)
+        .into_iter()
+        .flat_map(|(_, h)| h)
+        .collect();
+    eprintln!("the album is held by {} peers", spread.len());
+
+    // To a WAV file: the recording, sample for sample.
+    let wav = base.path().join("album.wav");
+    let out_arg = format!("wav:{}", wav.display());
+    let (code, out, err) = meff(
+        &peers[1].dir,
+        &[
+            "stream", "--album", "cuts", "--output", &out_arg, "--stats", "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let stats: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(stats["tracks"], 3, "{stats}");
+    assert_eq!(stats["gaps_ms"], serde_json::json!([0.0, 0.0]), "{stats}");
+    let mut want = Vec::new();
+    for i in 1..=3 {
+        let data = std::fs::read(gapless(&format!("part{i}.flac"))).unwrap();
+        want.extend(meff::audio::decode_all(&data, Some("flac")).unwrap().2);
+    }
+    let mut r = hound::WavReader::open(&wav).unwrap();
+    let got: Vec<f32> = r
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the streamed album differs from the recording");
+
+    // At real time on the null clock, with the queue driven from another command.
+    let listener = peers[2].dir.clone();
+    let player = std::thread::spawn(move || {
+        meff(
+            &listener,
+            &[
+                "stream", "z first", "y second", "x third", "--output", "null", "--stats", "json",
+            ],
+        )
+    });
+    let dir = &peers[2].dir;
+    let playing = |name: &str| status(dir)["playing"]["name"] == name;
+    assert!(wait_for(Duration::from_secs(5), || playing("z first")).is_some());
+    let (_, q, _) = meff(dir, &["queue", "--json"]);
+    let q: Value = serde_json::from_str(&q).unwrap();
+    assert_eq!(
+        q,
+        serde_json::json!({"position": 0, "tracks": ["z first", "y second", "x third"],
+            "shuffle": false, "repeat": false})
+    );
+    let (code, out, err) = meff(dir, &["next"]);
+    assert_eq!((code, out.trim()), (0, "playing y second"), "{err}");
+    assert!(wait_for(Duration::from_secs(2), || playing("y second")).is_some());
+    let (code, _, err) = meff(dir, &["queue", "add", "z first"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = meff(dir, &["queue", "add", "no such track"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no such track"), "{err}");
+    let (code, out, err) = player.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    let stats: Value = serde_json::from_str(out.trim()).unwrap();
+    // z first (cut short), y second, x third, z first again.
+    assert_eq!(stats["tracks"], 4, "{stats}");
+    assert_eq!(stats["underruns"], 0, "{stats}");
+    let gaps = stats["gaps_ms"].as_array().unwrap();
+    assert_eq!(gaps.len(), 3, "{stats}");
+    // The boundaries that were not skips are gapless.
+    assert!(gaps[1..].iter().all(|g| g == 0.0), "{stats}");
+    let (code, _, err) = meff(dir, &["next"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nothing is playing"), "{err}");
+}
+
+#[test]
+fn a_track_no_peer_can_serve_is_skipped_with_a_warning_and_the_queue_goes_on() {
+    let base = tempfile::tempdir().unwrap();
+    let mut peers = mesh3(base.path(), "1");
+    let mut files: Vec<PathBuf> = ["tone.flac", "tone.mp3", "tone.ogg", "tone.wav"]
+        .iter()
+        .chain(&["tagged.flac", "tagged.mp3", "tagged.ogg", "tagged.wav"])
+        .map(|f| fixture(f))
+        .collect();
+    files.extend((1..=3).map(|i| gapless(&format!("part{i}.ogg"))));
+    for (i, f) in files.iter().enumerate() {
+        let (code, _, err) = meff(
+            &peers[0].dir,
+            &["push", &format!("t{i}"), f.to_str().unwrap()],
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    let listing = holders(&peers[0].dir);
+    let a_id = status(&peers[0].dir)["id"].as_str().unwrap().to_string();
+    // A track held by b or c, and one held by anyone else.
+    let (gone, victim) = listing
+        .iter()
+        .find(|(_, h)| h[0] != a_id)
+        .map(|(n, h)| (n.clone(), h[0].clone()))
+        .expect("every track landed on a");
+    let kept = listing
+        .iter()
+        .find(|(_, h)| h[0] != victim)
+        .map(|(n, _)| n.clone())
+        .expect("every track landed on one peer");
+    let vi = peers
+        .iter()
+        .position(|p| status(&p.dir)["id"] == victim.as_str())
+        .unwrap();
+    let victim_name = ["a", "b", "c"][vi];
+    peers[vi].child.kill().unwrap();
+    let _ = peers[vi].child.wait();
+    assert!(
+        wait_for(Duration::from_secs(10), || state_of(
+            &peers[0].dir,
+            victim_name
+        )
+        .as_deref()
+            == Some("dead"))
+        .is_some()
+    );
+    let (code, out, err) = meff(
+        &peers[0].dir,
+        &[
+            "stream", &gone, &kept, "--output", "null", "--stats", "json",
+        ],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("warning: skipped {gone}: ")), "{err}");
+    assert!(err.contains("error: "), "{err}");
+    let stats: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(stats["tracks"], 1, "{stats}");
+    assert!(stats["frames"].as_u64().unwrap() > 0, "{stats}");
+}
