@@ -227,3 +227,78 @@ fn a_track_no_peer_can_serve_is_skipped_with_a_warning_and_the_queue_goes_on() {
     assert_eq!(stats["tracks"], 1, "{stats}");
     assert!(stats["frames"].as_u64().unwrap() > 0, "{stats}");
 }
+
+/// A 60 s stereo 44.1 kHz WAV (10 MiB): a tone whose pitch rises with time.
+fn long_wav(path: &Path) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let mut phase = 0f64;
+    for i in 0..60 * 44_100 {
+        let t = i as f64 / 44_100.0;
+        phase += 2.0 * std::f64::consts::PI * (200.0 + 10.0 * t) / 44_100.0;
+        let s = (phase.sin() * 8000.0) as i16;
+        w.write_sample(s).unwrap();
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+#[test]
+fn seek_while_streaming_fetches_only_from_the_target_on() {
+    let base = tempfile::tempdir().unwrap();
+    let peers = mesh3(base.path(), "1");
+    let wav = base.path().join("long.wav");
+    long_wav(&wav);
+    let size = std::fs::metadata(&wav).unwrap().len();
+    let (code, _, err) = meff(&peers[0].dir, &["push", "long", wav.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let holder = holders(&peers[0].dir)[0].1[0].clone();
+    // Listen on a peer that holds no copy, so every byte comes over the network.
+    let listener = peers
+        .iter()
+        .find(|p| status(&p.dir)["id"] != holder.as_str())
+        .unwrap()
+        .dir
+        .clone();
+    let dir = listener.clone();
+    let player = std::thread::spawn(move || {
+        meff(
+            &dir,
+            &["stream", "long", "--output", "null", "--stats", "json"],
+        )
+    });
+    let position = || status(&listener)["playing"]["position_s"].as_f64();
+    assert!(
+        wait_for(Duration::from_secs(5), || position()
+            .is_some_and(|p| p > 0.5))
+        .is_some()
+    );
+    let (code, out, err) = meff(&listener, &["seek", "0:50"]);
+    assert_eq!((code, out.trim()), (0, "at 0:50"), "{err}");
+    let p = position().unwrap();
+    assert!((50.0..51.0).contains(&p), "at {p} s after seeking to 0:50");
+    let (code, out, _) = meff(&listener, &["seek", "-5"]);
+    assert_eq!((code, out.trim()), (0, "at 0:45"));
+    let (code, _, err) = meff(&listener, &["seek", "soon"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a position"), "{err}");
+    let (code, out, err) = player.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    let stats: Value = serde_json::from_str(out.trim()).unwrap();
+    let seeks = stats["seeks"].as_array().unwrap();
+    assert_eq!(seeks.len(), 2, "{stats}");
+    assert_eq!(seeks[0]["to_s"], 50.0);
+    assert!(seeks[0]["latency_ms"].as_f64().unwrap() < 1000.0, "{stats}");
+    assert_eq!(stats["tracks"], 1, "{stats}");
+    // Less than 1 s, then 5 s, then 15 s of audio: nothing like the whole minute.
+    let played = stats["frames"].as_f64().unwrap() / 44_100.0;
+    assert!((15.0..22.0).contains(&played), "played {played} s");
+    let fetched = stats["bytes"].as_u64().unwrap();
+    eprintln!("fetched {fetched} of {size} bytes, seeks {seeks:?}");
+    assert!(fetched < size / 2, "fetched {fetched} of {size} bytes");
+}

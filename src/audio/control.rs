@@ -22,6 +22,25 @@ pub struct NowPlaying {
     pub track: Option<usize>,
 }
 
+/// A listener's seek: to `to_s` seconds into queue position `index`.
+#[derive(Debug, Clone, Copy)]
+pub struct SeekRequest {
+    pub id: u64,
+    pub index: usize,
+    pub to_s: f64,
+    pub at: std::time::Instant,
+}
+
+/// How a seek ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeekOutcome {
+    /// Playing from this many seconds into the track.
+    Landed(f64),
+    /// The target was past the end: the next track plays.
+    NextTrack,
+    Failed(String),
+}
+
 /// Handle on one playback. Clones share the same state.
 ///
 /// A stopped control stays stopped: use a fresh `PlaybackControl` for each track.
@@ -47,6 +66,12 @@ struct Inner {
     /// Bumped by every jump request, so readers and the decoder notice one promptly.
     epoch: AtomicU64,
     jump: Mutex<Option<usize>>,
+    seek: Mutex<Option<SeekRequest>>,
+    /// The last finished seek: its id and where it landed, or why it could not.
+    seek_done: Mutex<Option<(u64, SeekOutcome)>>,
+    seek_ids: AtomicU64,
+    /// Track time of the heard track's first sample after its start or a seek.
+    heard_offset_bits: AtomicU64,
     /// Wakes a decoder that waits for bytes of a track it is to abandon.
     interrupt: tokio::sync::Notify,
 }
@@ -117,12 +142,14 @@ impl PlaybackControl {
             .frames
             .load(Ordering::Relaxed)
             .saturating_sub(self.inner.heard_base.load(Ordering::Relaxed));
+        let offset = f64::from_bits(self.inner.heard_offset_bits.load(Ordering::Relaxed));
         NowPlaying {
-            elapsed_s: if rate == 0 {
-                0.0
-            } else {
-                frames as f64 / f64::from(rate)
-            },
+            elapsed_s: offset
+                + if rate == 0 {
+                    0.0
+                } else {
+                    frames as f64 / f64::from(rate)
+                },
             duration_s: f64::from_bits(self.inner.duration_bits.load(Ordering::Relaxed)),
             buffer_fill: f32::from_bits(self.inner.fill_bits.load(Ordering::Relaxed)),
             sample_rate: rate,
@@ -157,6 +184,41 @@ impl PlaybackControl {
         self.inner.interrupt.notified()
     }
 
+    /// Asks the decoder to seek; returns the id `seek_outcome` answers for.
+    pub fn request_seek(&self, index: usize, to_s: f64) -> u64 {
+        let id = self.inner.seek_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Ok(mut s) = self.inner.seek.lock() {
+            *s = Some(SeekRequest {
+                id,
+                index,
+                to_s: to_s.max(0.0),
+                at: std::time::Instant::now(),
+            });
+        }
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        self.inner.interrupt.notify_waiters();
+        id
+    }
+
+    /// How seek `id` ended; None while it is pending.
+    pub fn seek_outcome(&self, id: u64) -> Option<SeekOutcome> {
+        let done = self.inner.seek_done.lock().ok()?;
+        match done.as_ref() {
+            Some((done_id, r)) if *done_id >= id => Some(r.clone()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn take_seek(&self) -> Option<SeekRequest> {
+        self.inner.seek.lock().ok().and_then(|mut s| s.take())
+    }
+
+    pub(crate) fn finish_seek(&self, id: u64, result: SeekOutcome) {
+        if let Ok(mut d) = self.inner.seek_done.lock() {
+            *d = Some((id, result));
+        }
+    }
+
     pub(crate) fn take_jump(&self) -> Option<usize> {
         self.inner.jump.lock().ok().and_then(|mut j| j.take())
     }
@@ -171,7 +233,16 @@ impl PlaybackControl {
     }
 
     /// Called by the output when the first sample of queue position `index` is reached.
-    pub(crate) fn begin_track(&self, index: usize, duration_s: f64, frames_played: u64) {
+    pub(crate) fn begin_track(
+        &self,
+        index: usize,
+        duration_s: f64,
+        offset_s: f64,
+        frames_played: u64,
+    ) {
+        self.inner
+            .heard_offset_bits
+            .store(offset_s.to_bits(), Ordering::Relaxed);
         self.inner
             .duration_bits
             .store(duration_s.to_bits(), Ordering::Relaxed);

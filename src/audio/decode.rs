@@ -149,6 +149,42 @@ impl<'s> PacketSource<'s> {
         }
     }
 
+    /// Seeks to `to_s` seconds; returns where it landed (at or before `to_s` for an
+    /// accurate seek; mp3 seeks coarsely, by its bitrate or TOC, so as not to read every
+    /// frame up to the target). The decoder is reset.
+    pub(crate) fn seek(&mut self, to_s: f64) -> Result<f64, String> {
+        use symphonia::core::formats::{SeekMode, SeekTo};
+        let secs = to_s.max(0.0);
+        let time =
+            symphonia::core::units::Time::try_new(secs.trunc() as i64, (secs.fract() * 1e9) as u32)
+                .ok_or_else(|| format!("cannot seek to {to_s} s"))?;
+        let mode = if self.codec == "mp3" {
+            SeekMode::Coarse
+        } else {
+            SeekMode::Accurate
+        };
+        let seeked = self
+            .format
+            .seek(
+                mode,
+                SeekTo::Time {
+                    time,
+                    track_id: Some(self.track_id),
+                },
+            )
+            .map_err(|e| match e {
+                SymError::SeekError(kind) => format!("cannot seek in this track ({kind:?})"),
+                other => format!("seek failed: {other}"),
+            })?;
+        self.decoder.reset();
+        let ts = seeked.actual_ts;
+        Ok(match self.time_base {
+            Some(tb) => tb.calc_time(ts).map(|t| t.as_secs_f64()).unwrap_or(secs),
+            None if self.sample_rate > 0 => ts.get() as f64 / f64::from(self.sample_rate),
+            None => secs,
+        })
+    }
+
     /// The next packet of our track, counted but not decoded.
     fn next_packet(&mut self) -> Result<Option<symphonia::core::packet::Packet>, SymError> {
         loop {

@@ -11,8 +11,9 @@
 //! track being left or, when the decoder is already on the wanted track, only what comes
 //! before it.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -21,13 +22,13 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use rtrb::{Consumer, Producer, RingBuffer};
 use symphonia::core::errors::Error as SymError;
-use symphonia::core::io::{MediaSourceStream, ReadOnlySource};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 
-use super::control::PlaybackControl;
+use super::control::{PlaybackControl, SeekOutcome, SeekRequest};
 use super::decode::{MAX_CONSECUTIVE_BAD_PACKETS, PacketSource, Step};
 use super::resample::{StreamResampler, map_channels};
 use super::shared::{Boundary, DecodeState};
-use super::track_source::{Next, OpenedTrack, TrackEnd, TrackSource};
+use super::track_source::{Next, OpenedTrack, TrackBytes, TrackEnd, TrackSource};
 
 /// Seconds of output audio the ring holds.
 const RING_SECONDS: f64 = 1.0;
@@ -69,27 +70,45 @@ struct Cursor {
 }
 
 impl Cursor {
-    /// Handles a pending jump: to the track being decoded, only what precedes it is
-    /// dropped and decoding goes on (None); to any other, everything buffered is dropped
-    /// and the decoder must leave this track (Some(target)).
-    fn poll_jump(&self) -> Option<usize> {
+    /// Handles a pending jump or seek. A jump to the track being decoded drops only what
+    /// precedes it and decoding goes on (None); a jump to any other, or a seek into a track
+    /// other than this one, drops everything buffered and the decoder must leave this
+    /// track (Leave); a seek within this track is the decode loop's to do (Seek).
+    fn poll_jump(&self) -> Option<Action> {
         let epoch = self.control.epoch();
         if self.state.seen_epoch.swap(epoch, Ordering::AcqRel) == epoch {
             return None;
         }
-        let target = self.control.take_jump()?;
         let current = self.state.current.load(Ordering::Acquire);
-        if current == target as u64 {
-            let start = self.state.current_start.load(Ordering::Acquire);
-            self.state.flush_to.fetch_max(start, Ordering::AcqRel);
-            return None;
+        if let Some(target) = self.control.take_jump() {
+            // A jump outdates a seek asked for before it.
+            let _ = self.control.take_seek();
+            if current == target as u64 {
+                let start = self.state.current_start.load(Ordering::Acquire);
+                self.state.flush_to.fetch_max(start, Ordering::AcqRel);
+                return None;
+            }
+            return Some(self.leave(target, None));
         }
+        let req = self.control.take_seek()?;
+        if req.index as u64 == current {
+            Some(Action::Seek(req))
+        } else {
+            Some(self.leave(req.index, Some(req)))
+        }
+    }
+
+    /// Drops everything buffered; the decoder leaves for `target` (and seeks there).
+    fn leave(&self, target: usize, seek: Option<SeekRequest>) -> Action {
         let pushed = self.state.pushed.load(Ordering::Acquire);
         self.state.flush_to.fetch_max(pushed, Ordering::AcqRel);
+        if let Ok(mut p) = self.state.pending_seek.lock() {
+            *p = seek;
+        }
         if let Ok(mut l) = self.state.leave_to.lock() {
             *l = Some(target);
         }
-        Some(target)
+        Action::Leave(target)
     }
 
     fn leaving(&self) -> Option<usize> {
@@ -101,22 +120,42 @@ impl Cursor {
     }
 }
 
-/// Wraps a track's byte source to remember its first error (a failed source, not a bad
-/// file), to stop reading once playback is abandoned, and to handle a jump requested while
-/// it waits (the inner reader returns `Interrupted` then).
-struct SourceReader<R> {
-    inner: R,
-    cursor: Arc<Cursor>,
+/// What a pending request asks of the decoder.
+enum Action {
+    Leave(usize),
+    Seek(SeekRequest),
 }
 
-impl<R: Read> Read for SourceReader<R> {
+/// Wraps a track's bytes to remember their first error (a failed source, not a bad file),
+/// to stop reading once playback is abandoned, and to handle a jump requested while a read
+/// waits (the inner reader returns `Interrupted` then). Seekable once `seekable` is set:
+/// not during the probe, which would otherwise fetch the end of the file for trailing tags
+/// before the first audio.
+struct SourceReader {
+    inner: Box<dyn TrackBytes>,
+    cursor: Arc<Cursor>,
+    seekable: Arc<AtomicBool>,
+}
+
+impl Read for SourceReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
             if self.cursor.stopped() {
                 return Err(std::io::Error::other("playback stopped"));
             }
-            if self.cursor.leaving().is_some() || self.cursor.poll_jump().is_some() {
+            if self.cursor.leaving().is_some() {
                 return Err(std::io::Error::other("left for another track"));
+            }
+            match self.cursor.poll_jump() {
+                Some(Action::Leave(_)) => {
+                    return Err(std::io::Error::other("left for another track"));
+                }
+                // Mid-read the format reader cannot seek: open the track again and seek.
+                Some(Action::Seek(req)) => {
+                    let _ = self.cursor.leave(req.index, Some(req));
+                    return Err(std::io::Error::other("left to seek"));
+                }
+                None => {}
             }
             match self.inner.read(buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -131,6 +170,58 @@ impl<R: Read> Read for SourceReader<R> {
                 }
                 ok => return ok,
             }
+        }
+    }
+}
+
+impl Seek for SourceReader {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(to)
+    }
+}
+
+impl MediaSource for SourceReader {
+    fn is_seekable(&self) -> bool {
+        self.seekable.load(Ordering::Relaxed) && self.inner.random_access_len().is_some()
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        if self.is_seekable() {
+            self.inner.random_access_len()
+        } else {
+            None
+        }
+    }
+}
+
+/// Where a seek left the decoder.
+enum Landing {
+    /// Decoding goes on from `offset_s`; the first `discard` frames decoded precede the
+    /// target (a seek lands on a packet boundary at or before it).
+    At {
+        offset_s: f64,
+        discard: u64,
+    },
+    PastEnd,
+    Failed(String),
+}
+
+fn seek_packets(packets: &mut PacketSource<'_>, req: &SeekRequest, duration_s: f64) -> Landing {
+    if duration_s > 0.0 && req.to_s >= duration_s {
+        return Landing::PastEnd;
+    }
+    match packets.seek(req.to_s) {
+        Ok(actual) => {
+            let rate = f64::from(packets.sample_rate());
+            let discard = ((req.to_s - actual).max(0.0) * rate).round() as u64;
+            Landing::At {
+                offset_s: actual.max(req.to_s),
+                discard,
+            }
+        }
+        Err(why) => {
+            tracing::debug!("seek to {} s failed: {why}", req.to_s);
+            Landing::Failed(why)
         }
     }
 }
@@ -154,6 +245,8 @@ struct Session {
     target: Option<(u32, u16)>,
     ready: Option<SyncSender<Ready>>,
     ring: Option<Ring>,
+    /// The queue position of the last boundary registered.
+    last_index: Option<usize>,
     last_error: Option<anyhow::Error>,
 }
 
@@ -173,12 +266,21 @@ fn run(
         target,
         ready: Some(tx),
         ring: None,
+        last_index: None,
         last_error: None,
     };
     let mut next = Next::First;
     while !session.cursor.stopped() {
         let Some(track) = source.open(next) else {
-            break;
+            // The queue is decoded, but its last second still plays: a jump or a seek may
+            // still come (`seek -10` near the end), so wait for one until playback is over.
+            match session.idle_until_jump() {
+                Some(t) => {
+                    next = Next::Jump(t);
+                    continue;
+                }
+                None => break,
+            }
         };
         let index = track.index;
         let (outcome, end) = session.play_track(track);
@@ -199,6 +301,36 @@ fn run(
 }
 
 impl Session {
+    /// With everything decoded: the decoder is done (the output drains the ring), and waits
+    /// for a jump or seek until playback is over. Returns the track to decode again.
+    fn idle_until_jump(&self) -> Option<usize> {
+        let state = &self.cursor.state;
+        let control = &self.cursor.control;
+        self.ring.as_ref()?;
+        state.done.store(true, Ordering::Release);
+        let abandoned = || self.ring.as_ref().is_none_or(|r| r.producer.is_abandoned());
+        while !self.cursor.stopped() && !state.playback_over.load(Ordering::Acquire) && !abandoned()
+        {
+            if control.epoch() != state.seen_epoch.load(Ordering::Acquire) {
+                // Not done any more before anything is flushed, so the output waits.
+                state.done.store(false, Ordering::Release);
+                match self.cursor.poll_jump() {
+                    Some(Action::Leave(t)) => return Some(t),
+                    // Nothing of the last track is open any more: open it again and seek.
+                    Some(Action::Seek(req)) => {
+                        let _ = self.cursor.leave(req.index, Some(req));
+                        return Some(req.index);
+                    }
+                    // A jump to the track decoded last: it is all in the ring already.
+                    None => {}
+                }
+                state.done.store(true, Ordering::Release);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
     fn play_track(&mut self, track: OpenedTrack) -> (Outcome, TrackEnd) {
         let state = self.cursor.state.clone();
         if let Ok(mut slot) = state.source_error.lock() {
@@ -211,12 +343,20 @@ impl Session {
         state.current_start.store(pushed, Ordering::Release);
         state.current.store(track.index as u64, Ordering::Release);
         let skipped_before = state.skipped_packets.load(Ordering::Relaxed);
+        let seekable = Arc::new(AtomicBool::new(false));
         let src = SourceReader {
             inner: track.reader,
             cursor: self.cursor.clone(),
+            seekable: seekable.clone(),
         };
-        let mss = MediaSourceStream::new(Box::new(ReadOnlySource::new(src)), Default::default());
+        // Seekable during the probe only when a seek needs it (an ogg reader finds the
+        // stream's end then, and cannot seek without it).
+        let probe_seekable = state.reopen_seekable.swap(false, Ordering::AcqRel);
+        seekable.store(probe_seekable, Ordering::Relaxed);
+        let random_access = src.inner.random_access_len().is_some();
+        let mss = MediaSourceStream::new(Box::new(src), Default::default());
         let opened = PacketSource::open(mss, track.ext.as_deref());
+        seekable.store(true, Ordering::Relaxed);
         if let Some(outcome) = self.left() {
             return (outcome, TrackEnd::Left);
         }
@@ -266,23 +406,53 @@ impl Session {
         let Some(ring) = self.ring.as_mut() else {
             return (Outcome::Stop, TrackEnd::Left);
         };
-        let mut resampler = if ring.out_rate != rate {
-            match StreamResampler::new(rate, ring.out_rate, usize::from(ring.out_channels)) {
-                Ok(r) => Some(r),
-                Err(e) => return self.unplayable(format!("{e:#}")),
+        let new_resampler = || {
+            if ring.out_rate != rate {
+                StreamResampler::new(rate, ring.out_rate, usize::from(ring.out_channels)).map(Some)
+            } else {
+                Ok(None)
             }
-        } else {
-            None
         };
+        let mut resampler = match new_resampler() {
+            Ok(r) => r,
+            Err(e) => return self.unplayable(format!("{e:#}")),
+        };
+        let control = self.cursor.control.clone();
+        let mut offset_s = 0.0;
+        let mut seek_mark = None;
+        let mut discard = 0u64;
+        let pending = state.pending_seek.lock().ok().and_then(|mut p| p.take());
+        if let Some(req) = pending {
+            match seek_packets(&mut packets, &req, duration_s) {
+                Landing::At {
+                    offset_s: o,
+                    discard: d,
+                } => {
+                    control.finish_seek(req.id, SeekOutcome::Landed(o));
+                    (offset_s, discard, seek_mark) = (o, d, Some((req.to_s, req.at)));
+                    buf.clear();
+                }
+                Landing::PastEnd => {
+                    control.finish_seek(req.id, SeekOutcome::NextTrack);
+                    return (Outcome::Ended, TrackEnd::Left);
+                }
+                Landing::Failed(why) => control.finish_seek(req.id, SeekOutcome::Failed(why)),
+            }
+        }
         // A jump to this track while it was being opened dropped what came before it.
         let start = state
             .pushed
             .load(Ordering::Acquire)
             .max(state.flush_to.load(Ordering::Acquire));
+        let continues = self.last_index == Some(track.index) && seek_mark.is_some();
+        self.last_index = Some(track.index);
         state.add_boundary(Boundary {
             start,
             index: track.index,
             duration_s,
+            offset_s,
+            seek: seek_mark,
+            continues,
         });
         let mut pipe = Pipe {
             producer: &mut ring.producer,
@@ -291,23 +461,86 @@ impl Session {
             out_channels: usize::from(ring.out_channels),
             mapped: Vec::new(),
         };
-        let mut frames = (buf.len() / usize::from(channels).max(1)) as u64;
+        let ch = usize::from(channels).max(1);
+        let mut frames = (buf.len() / ch) as u64;
         let mut flow = pipe.feed(&buf, resampler.as_mut());
         // Only now: an output that finds the ring empty before this track's first samples
         // are in is still waiting between tracks.
         state.between_tracks_at.store(u64::MAX, Ordering::Release);
         let mut bad_run = 0u32;
         let mut ended_early = None;
-        while flow == Flow::Go {
-            if let Some(t) = self.cursor.poll_jump() {
-                flow = Flow::Jump(t);
-                break;
+        loop {
+            let req = match flow {
+                Flow::Go => match self.cursor.poll_jump() {
+                    Some(Action::Leave(t)) => {
+                        flow = Flow::Jump(t);
+                        break;
+                    }
+                    Some(Action::Seek(req)) => Some(req),
+                    None => None,
+                },
+                Flow::Seek(req) => Some(req),
+                Flow::Jump(_) | Flow::Stop => break,
+            };
+            if let Some(req) = req {
+                flow = Flow::Go;
+                // Everything buffered is from before the seek.
+                let pushed = state.pushed.load(Ordering::Acquire);
+                state.flush_to.fetch_max(pushed, Ordering::AcqRel);
+                match seek_packets(&mut packets, &req, duration_s) {
+                    Landing::At {
+                        offset_s,
+                        discard: d,
+                    } => {
+                        control.finish_seek(req.id, SeekOutcome::Landed(offset_s));
+                        discard = d;
+                        seek_mark = Some((req.to_s, req.at));
+                        resampler = new_resampler().ok().flatten();
+                        state.add_boundary(Boundary {
+                            start: pushed,
+                            index: track.index,
+                            duration_s,
+                            offset_s,
+                            seek: Some((req.to_s, req.at)),
+                            continues: true,
+                        });
+                    }
+                    Landing::PastEnd => {
+                        control.finish_seek(req.id, SeekOutcome::NextTrack);
+                        break;
+                    }
+                    Landing::Failed(why) => {
+                        tracing::debug!("seek failed ({why}); opening the track again");
+                        // Some readers seek only if they saw the whole stream when opened,
+                        // and a plain stream cannot go back: open the track again (seekable
+                        // from the start if it can be) and seek then, reading forward if
+                        // need be. A seek that fails there is reported.
+                        state
+                            .reopen_seekable
+                            .store(random_access && !probe_seekable, Ordering::Release);
+                        flow = Flow::Jump(track.index);
+                        if let Ok(mut p) = state.pending_seek.lock() {
+                            *p = Some(req);
+                        }
+                        if let Ok(mut l) = state.leave_to.lock() {
+                            *l = Some(track.index);
+                        }
+                        break;
+                    }
+                }
+                continue;
             }
             match packets.next(&mut buf) {
                 Step::Frames(n) => {
                     bad_run = 0;
                     frames += n as u64;
-                    flow = pipe.feed(&buf, resampler.as_mut());
+                    let mut samples = &buf[..];
+                    if discard > 0 {
+                        let d = discard.min(n as u64);
+                        discard -= d;
+                        samples = &buf[(d as usize * ch).min(buf.len())..];
+                    }
+                    flow = pipe.feed(samples, resampler.as_mut());
                 }
                 Step::Skipped(why) => {
                     if let Some(t) = self.cursor.leaving() {
@@ -325,7 +558,10 @@ impl Session {
                     }
                 }
                 Step::End => {
-                    ended_early = shortfall(frames, rate, duration_s);
+                    // After a seek the frames counted are not the whole track's.
+                    if seek_mark.is_none() {
+                        ended_early = shortfall(frames, rate, duration_s);
+                    }
                     break;
                 }
                 Step::Failed(e) => {
@@ -341,7 +577,7 @@ impl Session {
         match flow {
             Flow::Jump(t) => return (Outcome::Jump(t), TrackEnd::Left),
             Flow::Stop => return (Outcome::Stop, TrackEnd::Left),
-            Flow::Go => {}
+            Flow::Go | Flow::Seek(_) => {}
         }
         if self.cursor.stopped() {
             return (Outcome::Stop, TrackEnd::Left);
@@ -462,11 +698,12 @@ fn failure_reason(
 }
 
 /// What the decoder does after pushing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Flow {
     Go,
     Jump(usize),
     Stop,
+    Seek(SeekRequest),
 }
 
 /// Channel mapping, optional resampling, and blocking pushes into the ring.
@@ -524,8 +761,11 @@ fn push_blocking(producer: &mut Producer<f32>, mut samples: &[f32], cursor: &Cur
             if cursor.stopped() || producer.is_abandoned() {
                 return Flow::Stop;
             }
-            if let Some(t) = cursor.poll_jump() {
-                return Flow::Jump(t);
+            match cursor.poll_jump() {
+                Some(Action::Leave(t)) => return Flow::Jump(t),
+                // The rest of this packet precedes the seek: dropped with the ring's contents.
+                Some(Action::Seek(req)) => return Flow::Seek(req),
+                None => {}
             }
             std::thread::sleep(Duration::from_millis(2));
         }

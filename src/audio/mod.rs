@@ -32,16 +32,18 @@ mod tests_gapless;
 #[cfg(test)]
 mod tests_play;
 #[cfg(test)]
+mod tests_seek;
+#[cfg(test)]
 mod tests_tags;
 mod track_source;
 mod wav_out;
 
-pub use control::{NowPlaying, PlaybackControl};
+pub use control::{NowPlaying, PlaybackControl, SeekOutcome};
 pub use output::OutputKind;
 pub use player::{PlaybackStats, play_from_reader, play_source};
 pub use probe::{TrackInfo, decode_all, probe_bytes, probe_file, scan_file};
 pub use tag_reader::{Cover, FileTags, MAX_COVER_BYTES, read_file_tags};
-pub use track_source::{Next, OpenedTrack, TrackEnd, TrackSource};
+pub use track_source::{ForwardOnly, Next, OpenedTrack, TrackBytes, TrackEnd, TrackSource};
 
 /// Whether the default sound card can be opened: the error names `--output null`.
 pub fn check_device() -> anyhow::Result<()> {

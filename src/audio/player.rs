@@ -47,6 +47,8 @@ pub struct PlaybackStats {
     pub tracks: u64,
     /// Silence inserted before each track after the first, in milliseconds.
     pub gaps_ms: Vec<f64>,
+    /// Each seek: where to (s) and its latency to the first sample out (ms).
+    pub seeks: Vec<(f64, f64)>,
 }
 
 /// Plays audio arriving through a blocking, non-seekable reader.
@@ -68,7 +70,7 @@ pub fn play_from_reader<R: Read + Send + Sync + 'static>(
     control: PlaybackControl,
 ) -> Result<PlaybackStats> {
     let track = OpenedTrack {
-        reader: Box::new(reader),
+        reader: Box::new(super::track_source::ForwardOnly(reader)),
         ext: ext_hint.map(str::to_string),
         index: 0,
     };
@@ -151,6 +153,7 @@ pub fn play_source(
             None => Err(anyhow!("no usable sound card; use --output null")),
         },
     };
+    dec.playback_over.store(true, Ordering::Release);
     finish(handle, &dec);
     result?;
 
@@ -164,6 +167,7 @@ pub fn play_source(
         skipped_packets: dec.skipped_packets.load(Ordering::Relaxed),
         ended_early: out.failure().or_else(|| dec.ended_early()),
         tracks: out.tracks.load(Ordering::Relaxed),
+        seeks: out.seeks.lock().map(|s| s.clone()).unwrap_or_default(),
         gaps_ms: out
             .gaps_us
             .lock()

@@ -106,7 +106,15 @@ impl RingTap {
         while let Some(b) = q.front().copied().filter(|b| b.start <= self.pos) {
             q.pop_front();
             let frames = out.frames.load(Ordering::Relaxed);
-            control.begin_track(b.index, b.duration_s, frames);
+            control.begin_track(b.index, b.duration_s, b.offset_s, frames);
+            if let Some((to_s, at)) = b.seek
+                && let Ok(mut seeks) = out.seeks.try_lock()
+            {
+                seeks.push((to_s, at.elapsed().as_secs_f64() * 1000.0));
+            }
+            if b.continues {
+                continue;
+            }
             if out.tracks.fetch_add(1, Ordering::Relaxed) > 0 {
                 let gap = std::mem::take(&mut self.gap_us);
                 match out.gaps_us.try_lock() {

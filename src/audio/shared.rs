@@ -50,6 +50,12 @@ pub(crate) struct DecodeState {
     pub seen_epoch: AtomicU64,
     /// Set when a jump means leaving the track being decoded.
     pub leave_to: Mutex<Option<usize>>,
+    /// Set by the player once its output has finished.
+    pub playback_over: AtomicBool,
+    /// Open the next track seekable from the start (a seek needs it).
+    pub reopen_seekable: AtomicBool,
+    /// A seek to apply once the track being left for is open again.
+    pub pending_seek: Mutex<Option<super::control::SeekRequest>>,
 }
 
 /// The first sample of a track in the ring's sample stream.
@@ -60,6 +66,12 @@ pub(crate) struct Boundary {
     /// Its queue position.
     pub index: usize,
     pub duration_s: f64,
+    /// Track time of its first sample (after a seek, where the seek landed).
+    pub offset_s: f64,
+    /// The seek that made it, with when it was asked for.
+    pub seek: Option<(f64, std::time::Instant)>,
+    /// It goes on with the track before it (a seek within a track): not a new track.
+    pub continues: bool,
 }
 
 impl DecodeState {
@@ -122,6 +134,8 @@ pub(crate) struct OutputState {
     pub tracks: AtomicU64,
     /// Silence inserted before each track after the first, in microseconds.
     pub gaps_us: Mutex<Vec<u64>>,
+    /// Each seek: where to, and milliseconds from its request to its first sample out.
+    pub seeks: Mutex<Vec<(f64, f64)>>,
 }
 
 impl OutputState {

@@ -202,7 +202,7 @@ fn control_is_shared_between_clones() {
     c.resume();
     assert!(!d.is_paused());
     c.set_rate(48_000);
-    c.begin_track(0, 3.0, 0);
+    c.begin_track(0, 3.0, 0.0, 0);
     c.set_progress(24_000, 0.5);
     let s = d.status();
     assert_eq!(

@@ -19,6 +19,27 @@ fn gapless(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// In-memory bytes that may be read from anywhere, as a range fetch can.
+struct Seekable(Cursor<Vec<u8>>);
+
+impl std::io::Read for Seekable {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl std::io::Seek for Seekable {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.0.seek(to)
+    }
+}
+
+impl TrackBytes for Seekable {
+    fn random_access_len(&self) -> Option<u64> {
+        Some(self.0.get_ref().len() as u64)
+    }
+}
+
 /// Hands out the given files in order, like a queue of tracks.
 struct Album(Vec<(Vec<u8>, &'static str)>);
 
@@ -31,7 +52,7 @@ impl TrackSource for Album {
         };
         let (data, ext) = self.0.get(index)?.clone();
         Some(OpenedTrack {
-            reader: Box::new(Cursor::new(data)),
+            reader: Box::new(Seekable(Cursor::new(data))),
             ext: Some(ext.to_string()),
             index,
         })

@@ -383,7 +383,7 @@ fn device_path_resamples_and_maps_channels() {
     // The device path without a device: decode the mono flac for a 48 kHz stereo target.
     let dec = Arc::new(DecodeState::new());
     let track = super::OpenedTrack {
-        reader: Box::new(NetReader::new(fixture("tone.flac"))),
+        reader: Box::new(super::ForwardOnly(NetReader::new(fixture("tone.flac")))),
         ext: Some("flac".into()),
         index: 0,
     };
@@ -411,6 +411,7 @@ fn device_path_resamples_and_maps_channels() {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    drop(consumer);
     handle.join().unwrap();
     assert_eq!(samples.len(), 96_000 * 2);
     assert!(samples.chunks(2).all(|f| f[0] == f[1]));

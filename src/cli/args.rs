@@ -241,6 +241,13 @@ pub enum PeerCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Seek in what plays: `1:30`, `90` (seconds), `+10` or `-10` (from where it is).
+    #[command(allow_hyphen_values = true)]
+    Seek {
+        /// M:SS, SECONDS, +SECONDS or -SECONDS.
+        #[arg(allow_hyphen_values = true)]
+        position: String,
+    },
     /// Jump to the next track of the queue.
     Next,
     /// Jump to the previous track of the queue.

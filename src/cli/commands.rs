@@ -3,7 +3,7 @@
 
 use super::args::{PeerCmd, QueueAction};
 use super::library_view;
-use crate::audio::OutputKind;
+use crate::audio::{OutputKind, SeekOutcome};
 use crate::node::status::Status;
 use crate::node::storage::LsFilter;
 use crate::node::stream::StreamStats;
@@ -114,6 +114,7 @@ pub const HELP: &str = "commands:
   queue [--json] | queue add NAME... | queue clear
                                   show, extend or empty the queue
   next | prev                     jump within the queue
+  seek M:SS | SECONDS | +S | -S   seek in what plays (no whole-file download)
   pause | resume | stop           control playback
   volume [0-100]                  show or set the volume (applied in the pipeline)
   remove NAME [--force]           delete NAME network-wide (--force: another peer's)
@@ -195,6 +196,34 @@ fn report_playback(
         Some(why) => Err(CmdError::failed(why.clone())),
         None => Ok(()),
     }
+}
+
+/// `1:30`, `90`, `+10`, `-10`: seconds, and whether they are relative to where playback is.
+fn parse_seek(s: &str) -> Option<(f64, bool)> {
+    let s = s.trim();
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1.0, &s[1..]),
+        b'-' => (-1.0, &s[1..]),
+        _ => (0.0, s),
+    };
+    let secs = match rest.split_once(':') {
+        Some((m, sec)) => {
+            let m: u32 = m.parse().ok()?;
+            let sec: f64 = sec.parse().ok()?;
+            (0.0..60.0)
+                .contains(&sec)
+                .then_some(f64::from(m) * 60.0 + sec)?
+        }
+        None => rest.parse::<f64>().ok()?,
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(if sign == 0.0 {
+        (secs, false)
+    } else {
+        (sign * secs, true)
+    })
 }
 
 fn resolve(cwd: &Path, p: &Path) -> std::path::PathBuf {
@@ -463,6 +492,20 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
                 out.out("queue cleared");
             }
         },
+        PeerCmd::Seek { position } => {
+            let (to, relative) = parse_seek(&position).ok_or_else(|| {
+                CmdError::failed(format!(
+                    "'{position}' is not a position: use M:SS, SECONDS, +SECONDS or -SECONDS"
+                ))
+            })?;
+            match node.seek(to, relative).await? {
+                SeekOutcome::Landed(at) => {
+                    out.out(format!("at {}", crate::store::library::clock(at)))
+                }
+                SeekOutcome::NextTrack => out.out("past the end: playing the next track"),
+                SeekOutcome::Failed(why) => return Err(CmdError::failed(why)),
+            }
+        }
         PeerCmd::Next | PeerCmd::Prev => {
             let to = node.skip(matches!(cmd, PeerCmd::Next))?;
             out.out(format!("playing {to}"));

@@ -29,8 +29,8 @@ const PROMPT: &str = "meff> ";
 /// Commands the shell knows, for completion.
 const COMMANDS: &[&str] = &[
     "albums", "artists", "down", "exit", "get", "help", "import", "invite", "ls", "next", "pause",
-    "peers", "play", "prev", "push", "queue", "remove", "resume", "status", "stop", "stream",
-    "volume",
+    "peers", "play", "prev", "push", "queue", "remove", "resume", "seek", "status", "stop",
+    "stream", "volume",
 ];
 
 /// Commands whose arguments are track names.

@@ -111,9 +111,25 @@ impl Node {
         local_first: bool,
         on_source: impl Fn(PeerId),
     ) -> Result<FetchReport, FetchFailed> {
+        self.fetch_verified_from(entry, 0, tx, local_first, on_source)
+            .await
+    }
+
+    /// Like [`fetch_verified`](Self::fetch_verified), from the chunk that holds byte
+    /// `start` on (what a seek needs: nothing before it is fetched).
+    pub(crate) async fn fetch_verified_from(
+        &self,
+        entry: &CatalogEntry,
+        start: u64,
+        tx: mpsc::Sender<Vec<u8>>,
+        local_first: bool,
+        on_source: impl Fn(PeerId),
+    ) -> Result<FetchReport, FetchFailed> {
         let mut report = FetchReport::default();
-        let mut offset = 0u64;
-        if entry.size == 0 {
+        let chunk = u64::from(entry.chunk_size).max(1);
+        let first_chunk = start.min(entry.size) / chunk * chunk;
+        let mut offset = first_chunk;
+        if entry.size == 0 || offset >= entry.size {
             return Ok(report);
         }
         let mut corrupt: BTreeSet<PeerId> = BTreeSet::new();
@@ -201,7 +217,12 @@ impl Node {
     ) -> Result<Outcome, SourceError> {
         let mut f = tokio::fs::File::open(self.inner.blobs.path(&entry.hash)).await?;
         let chunk = entry.chunk_size as usize;
-        for (i, _) in entry.chunk_hashes.iter().enumerate() {
+        if *offset > 0 {
+            use tokio::io::AsyncSeekExt;
+            f.seek(std::io::SeekFrom::Start(*offset)).await?;
+        }
+        let first = (*offset / chunk.max(1) as u64) as usize;
+        for (i, _) in entry.chunk_hashes.iter().enumerate().skip(first) {
             let want = ((entry.size - *offset) as usize).min(chunk);
             let mut buf = vec![0u8; want];
             f.read_exact(&mut buf).await?;

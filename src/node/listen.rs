@@ -4,19 +4,15 @@
 
 use super::Node;
 use super::queue::Queue;
+use super::range_reader::{ChunkStream, FailureSlot, Fetcher, RangeReader};
 use super::storage::{LsFilter, extension_for};
 use crate::audio::{self, Next, OpenedTrack, OutputKind, PlaybackControl, TrackEnd, TrackSource};
 use crate::id::PeerId;
+use crate::store::catalog::CatalogEntry;
 use anyhow::{Result, anyhow, bail};
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
-
-/// Verified chunks buffered between the network and the decoder: enough compressed audio to
-/// ride out a failover, small enough that memory stays flat for any track.
-pub(crate) const READ_AHEAD_CHUNKS: usize = 16;
 
 /// What a queue's playback tells its caller as it goes.
 #[derive(Debug, Clone)]
@@ -48,76 +44,12 @@ pub(crate) struct Totals {
     pub failure: Option<String>,
 }
 
-/// A blocking `Read` over the chunks a fetch task delivers. A fetch that failed for good
-/// surfaces as a read error; a jump requested while it waits surfaces as `Interrupted`, so
-/// the decoder can leave a track whose bytes are slow to come.
-pub(crate) struct ChunkReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-    failure: Arc<Mutex<Option<String>>>,
-    bytes: Arc<AtomicU64>,
-    control: PlaybackControl,
-    seen_epoch: u64,
-    rt: tokio::runtime::Handle,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos >= self.cur.len() {
-            let epoch = self.control.epoch();
-            if epoch != self.seen_epoch {
-                self.seen_epoch = epoch;
-                return Err(std::io::ErrorKind::Interrupted.into());
-            }
-            let control = &self.control;
-            let rx = &mut self.rx;
-            let got = self.rt.block_on(async {
-                let woken = control.interrupted();
-                tokio::pin!(woken);
-                woken.as_mut().enable();
-                if control.epoch() != epoch {
-                    return None;
-                }
-                tokio::select! {
-                    c = rx.recv() => Some(c),
-                    _ = woken => None,
-                }
-            });
-            match got {
-                None => continue,
-                Some(Some(c)) => {
-                    self.bytes.fetch_add(c.len() as u64, Ordering::Relaxed);
-                    self.cur = c;
-                    self.pos = 0;
-                }
-                Some(None) => {
-                    let failure = self.failure.lock().map(|f| f.clone()).unwrap_or(None);
-                    return match failure {
-                        Some(e) => Err(std::io::Error::other(e)),
-                        None => Ok(0),
-                    };
-                }
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Where a fetch task leaves why it failed for good.
-type FailureSlot = Arc<Mutex<Option<String>>>;
-
 /// A track whose bytes are on their way.
 struct Fetching {
     index: usize,
-    name: String,
-    codec: String,
-    rx: mpsc::Receiver<Vec<u8>>,
+    entry: CatalogEntry,
+    stream: ChunkStream,
     failure: FailureSlot,
-    task: tokio::task::AbortHandle,
 }
 
 /// Hands the decode thread the queue's tracks, fetching each from the mesh and the next one
@@ -138,55 +70,43 @@ pub(crate) struct QueueSource {
 }
 
 impl QueueSource {
-    fn start_fetch(&self, index: usize, name: &str) -> Result<Fetching> {
-        let entry = self.node.entry(name)?;
-        let (tx, rx) = mpsc::channel(READ_AHEAD_CHUNKS);
-        let failure = Arc::new(Mutex::new(None));
-        let node = self.node.clone();
-        let e = entry.clone();
-        let fail_slot = failure.clone();
+    /// Fetches of queue position `index`, which report their sources as that track's.
+    fn fetcher(&self, index: usize) -> Fetcher {
         let sources = self.sources.clone();
         let totals = self.totals.clone();
         let on_event = self.on_event.clone();
-        let _guard = self.rt.enter();
-        let task = self.node.inner.tasks.spawn(async move {
-            // Hold a sender until the failure is recorded, so the reader never sees the end
-            // of the channel before it can tell a failure from the end of the track.
-            let keep = tx.clone();
-            let r = node
-                .fetch_verified(&e, tx, true, |p| {
-                    if let Ok(mut s) = sources.lock() {
-                        s.insert(index, p);
-                    }
-                    if let Ok(mut t) = totals.lock()
-                        && t.sources.last() != Some(&p)
-                    {
-                        t.sources.push(p);
-                    }
-                    on_event(QueueEvent::Source(p));
-                })
-                .await;
-            let report = match &r {
-                Ok(report) => report,
-                Err(failed) => &failed.report,
-            };
-            if let Ok(mut t) = totals.lock() {
-                t.failovers += report.failovers;
-            }
-            if let Err(err) = &r
-                && let Ok(mut f) = fail_slot.lock()
-            {
-                *f = Some(err.msg.clone());
-            }
-            drop(keep);
-        });
+        let failover_totals = self.totals.clone();
+        Fetcher {
+            node: self.node.clone(),
+            rt: self.rt.clone(),
+            on_source: Arc::new(move |p| {
+                if let Ok(mut s) = sources.lock() {
+                    s.insert(index, p);
+                }
+                if let Ok(mut t) = totals.lock()
+                    && t.sources.last() != Some(&p)
+                {
+                    t.sources.push(p);
+                }
+                on_event(QueueEvent::Source(p));
+            }),
+            on_failovers: Arc::new(move |n| {
+                if let Ok(mut t) = failover_totals.lock() {
+                    t.failovers += n;
+                }
+            }),
+        }
+    }
+
+    fn start_fetch(&self, index: usize, name: &str) -> Result<Fetching> {
+        let entry = self.node.entry(name)?;
+        let failure: FailureSlot = Arc::new(Mutex::new(None));
+        let stream = self.fetcher(index).start(&entry, 0, failure.clone());
         Ok(Fetching {
             index,
-            name: name.to_string(),
-            codec: entry.codec,
-            rx,
+            entry,
+            stream,
             failure,
-            task: task.abort_handle(),
         })
     }
 
@@ -222,13 +142,8 @@ impl TrackSource for QueueSource {
                 (index, q.name(index)?.to_string(), after)
             };
             let fetching = match self.prefetched.take() {
-                Some(f) if f.index == index && f.name == name => Ok(f),
-                other => {
-                    if let Some(f) = other {
-                        f.task.abort();
-                    }
-                    self.start_fetch(index, &name)
-                }
+                Some(f) if f.index == index && f.entry.name == name => Ok(f),
+                _ => self.start_fetch(index, &name),
             };
             let f = match fetching {
                 Ok(f) => f,
@@ -242,19 +157,18 @@ impl TrackSource for QueueSource {
                 self.prefetched = self.start_fetch(a, &an).ok();
             }
             self.opened.insert(index, (name, f.failure.clone()));
-            let reader = ChunkReader {
-                rx: f.rx,
-                cur: Vec::new(),
-                pos: 0,
-                failure: f.failure,
-                bytes: self.bytes.clone(),
-                control: self.control.clone(),
-                seen_epoch: self.control.epoch(),
-                rt: self.rt.clone(),
-            };
+            let ext = extension_for(&f.entry.codec).to_string();
+            let reader = RangeReader::new(
+                self.fetcher(index),
+                f.entry,
+                Some(f.stream),
+                f.failure,
+                self.control.clone(),
+                self.bytes.clone(),
+            );
             return Some(OpenedTrack {
                 reader: Box::new(reader),
-                ext: Some(extension_for(&f.codec).to_string()),
+                ext: Some(ext),
                 index,
             });
         }
@@ -296,14 +210,6 @@ impl TrackSource for QueueSource {
                 }
             }
             TrackEnd::Left => {}
-        }
-    }
-}
-
-impl Drop for QueueSource {
-    fn drop(&mut self) {
-        if let Some(f) = self.prefetched.take() {
-            f.task.abort();
         }
     }
 }
@@ -367,6 +273,39 @@ impl Node {
         let name = q.name(target).unwrap_or_default().to_string();
         s.control.request_jump(target);
         Ok(name)
+    }
+
+    /// Seeks what is heard: to `to` seconds, or by `to` seconds from where it is
+    /// (`relative`). Waits for the decoder to say where it landed.
+    pub async fn seek(&self, to: f64, relative: bool) -> Result<audio::SeekOutcome> {
+        let s = self
+            .session()
+            .ok_or_else(|| anyhow!("nothing is playing"))?;
+        let st = s.control.status();
+        let index = st.track.ok_or_else(|| anyhow!("nothing is playing yet"))?;
+        let target = if relative { st.elapsed_s + to } else { to };
+        let id = s.control.request_seek(index, target.max(0.0));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            if let Some(outcome) = s.control.seek_outcome(id) {
+                // Answer once the output plays from there, so `status` agrees at once.
+                if let audio::SeekOutcome::Landed(at) = outcome {
+                    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+                    while (s.control.status().elapsed_s - at).abs() > 0.5
+                        && tokio::time::Instant::now() < until
+                        && !s.control.is_stopped()
+                    {
+                        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    }
+                }
+                return Ok(outcome);
+            }
+            if s.control.is_stopped() {
+                bail!("playback ended before the seek");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        bail!("the seek did not finish within 10 s")
     }
 
     /// The names an album (in disc and track order) or an artist (by album, then disc and

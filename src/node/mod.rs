@@ -14,6 +14,7 @@ mod introduce;
 mod listen;
 mod lock;
 pub mod queue;
+mod range_reader;
 mod relay;
 mod repair_task;
 mod scrub;

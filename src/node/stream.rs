@@ -2,7 +2,8 @@
 //! written to disk), `play` fetches into memory first. Both report the stats of SPEC.md.
 
 use super::Node;
-use super::listen::{QueueEvent, QueueRequest, READ_AHEAD_CHUNKS, Session};
+use super::listen::{QueueEvent, QueueRequest, Session};
+use super::range_reader::READ_AHEAD_CHUNKS;
 use super::storage::extension_for;
 use crate::audio::{self, OutputKind, PlaybackControl, PlaybackStats};
 use crate::id::PeerId;
@@ -173,7 +174,11 @@ impl Node {
             ended_early: s.ended_early,
             tracks: s.tracks,
             gaps_ms: s.gaps_ms,
-            seeks: Vec::new(),
+            seeks: s
+                .seeks
+                .iter()
+                .map(|&(to_s, latency_ms)| SeekStat { to_s, latency_ms })
+                .collect(),
             skipped_tracks: 0,
             failed: None,
         }
