@@ -122,7 +122,9 @@ pub fn play_source(
         "playback starting"
     );
     control.set_rate(spec.out_rate);
-    let tap = RingTap::new(consumer);
+    let rejoin =
+        frames_for(Duration::from_millis(50), spec.out_rate) * usize::from(spec.out_channels);
+    let tap = RingTap::new(consumer, rejoin);
     let ctx = Ctx {
         dec: &dec,
         out: &out,

@@ -17,14 +17,18 @@ pub(crate) struct RingTap {
     gap_us: u64,
     /// A boundary was reached but its gap is not recorded yet (the lock was busy).
     pending_gap: Option<u64>,
-    /// A skip flushed the ring and the track jumped to has not begun: waiting for it is
-    /// the jump's latency, neither an underrun nor a gap.
+    /// A skip or seek flushed the ring and the audio jumped to is not buffered yet: waiting
+    /// for it is the jump's latency, neither an underrun nor a gap.
     jumping: bool,
+    /// Samples to have buffered before playing on after a jump (about 50 ms), so a seek
+    /// does not stutter while its first bytes arrive.
+    rejoin_samples: usize,
 }
 
 impl RingTap {
-    pub(crate) fn new(consumer: Consumer<f32>) -> Self {
+    pub(crate) fn new(consumer: Consumer<f32>, rejoin_samples: usize) -> Self {
         RingTap {
+            rejoin_samples,
             consumer,
             pos: 0,
             gap_us: 0,
@@ -60,6 +64,15 @@ impl RingTap {
         }
         self.cross(dec, out, control);
         let slots = self.consumer.slots();
+        if self.jumping {
+            let ready = slots >= self.rejoin_samples.min(self.capacity() / 2);
+            // What the decoder has pushed since the jump, if it is all there is.
+            let all_in = dec.is_done() || dec.between_tracks_at.load(Ordering::Acquire) != u64::MAX;
+            if !ready && !all_in {
+                return 0;
+            }
+            self.jumping = false;
+        }
         let next = dec.next_boundary.load(Ordering::Acquire);
         if next > self.pos {
             slots.min(usize::try_from(next - self.pos).unwrap_or(usize::MAX))
@@ -71,9 +84,6 @@ impl RingTap {
     /// Records that `n` samples were taken (after a read of what `prepare` allowed).
     pub(crate) fn consumed(&mut self, n: usize) {
         self.pos += n as u64;
-        if n > 0 {
-            self.jumping = false;
-        }
     }
 
     /// The output found too little to play for `us` microseconds: a gap if it waits at the
