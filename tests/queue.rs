@@ -302,3 +302,57 @@ fn seek_while_streaming_fetches_only_from_the_target_on() {
     eprintln!("fetched {fetched} of {size} bytes, seeks {seeks:?}");
     assert!(fetched < size / 2, "fetched {fetched} of {size} bytes");
 }
+
+#[test]
+fn queue_commands_refuse_bad_input_clearly() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up_full("a", &base.path().join("a"), None, true, &[], &[]);
+    let dir = &a.dir;
+    let (code, _, err) = meff(
+        dir,
+        &["push", "song", fixture("tone.flac").to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    for (args, want) in [
+        (vec!["next"], "nothing is playing"),
+        (vec!["prev"], "nothing is playing"),
+        (vec!["seek", "0:10"], "nothing is playing"),
+        (vec!["seek", "1:75"], "not a position"),
+        (
+            vec!["stream", "--album", "Nope", "--output", "null"],
+            "no album 'Nope'",
+        ),
+        (
+            vec!["stream", "--artist", "Nobody", "--output", "null"],
+            "no tracks by 'Nobody'",
+        ),
+        (vec!["stream", "song", "ghost", "--output", "null"], "ghost"),
+        (vec!["stream", "--output", "null"], "the queue is empty"),
+        (vec!["volume", "150"], "out of range"),
+    ] {
+        let (code, _, err) = meff(dir, &args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+    // A queue of 10,000 entries is taken, listed and cleared.
+    let many: Vec<&str> = std::iter::once("queue")
+        .chain(std::iter::once("add"))
+        .chain(std::iter::repeat_n("song", 10_000))
+        .collect();
+    let (code, out, err) = meff(dir, &many);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "queued 10000 (queue: 10000 tracks)"),
+        "{err}"
+    );
+    let (_, q, _) = meff(dir, &["queue", "--json"]);
+    let q: Value = serde_json::from_str(&q).unwrap();
+    assert_eq!(q["tracks"].as_array().unwrap().len(), 10_000);
+    let (code, out, _) = meff(dir, &["queue", "clear"]);
+    assert_eq!((code, out.trim()), (0, "queue cleared"));
+    let (_, out, _) = meff(dir, &["queue"]);
+    assert_eq!(out.trim(), "the queue is empty");
+}

@@ -13,7 +13,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tracing::debug;
 
 pub const SOCKET_NAME: &str = "control.sock";
-pub const MAX_REQUEST: usize = 64 * 1024;
+/// A request is one JSON line: room for a queue of 10,000 names of 200 bytes.
+pub const MAX_REQUEST: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
