@@ -11,12 +11,29 @@ use super::*;
 /// Samples per part: 1.5 s at 44.1 kHz, mono.
 const PART: usize = 66_150;
 
-fn gapless(name: &str) -> Vec<u8> {
+pub(super) fn gapless(name: &str) -> Vec<u8> {
     let path = format!(
         "{}/tests/fixtures/gapless/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A 16-bit mono 44.1 kHz WAV of decoded 16-bit samples (which it holds exactly).
+pub(super) fn mono_wav(samples: &[f32]) -> Vec<u8> {
+    let mut wav = Cursor::new(Vec::new());
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::new(&mut wav, spec).unwrap();
+    for &s in samples {
+        w.write_sample((s * 32768.0).round() as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    wav.into_inner()
 }
 
 /// In-memory bytes that may be read from anywhere, as a range fetch can.
@@ -125,19 +142,7 @@ fn a_lossless_album_plays_back_as_the_recording_sample_for_sample() {
             decode_all(&gapless(&format!("part{i}.flac")), Some("flac")).unwrap();
         assert_eq!((rate, ch, part.len()), (44_100, 1, PART));
         // The same part as 16-bit WAV: lossless too, so the same samples.
-        let mut wav = Cursor::new(Vec::new());
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 44_100,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::new(&mut wav, spec).unwrap();
-        for &s in &part {
-            w.write_sample((s * 32768.0).round() as i16).unwrap();
-        }
-        w.finalize().unwrap();
-        wav_parts.push((wav.into_inner(), "wav"));
+        wav_parts.push((mono_wav(&part), "wav"));
         expected.extend(part);
     }
     for (what, album) in [("flac", album("flac")), ("wav", Album(wav_parts))] {
@@ -231,4 +236,39 @@ fn a_jump_drops_what_is_buffered_of_the_track_being_left() {
     assert_eq!(stats.tracks, 2);
     assert!(started.elapsed().as_secs_f64() < 2.6);
     drop(dir);
+}
+
+#[test]
+fn later_tracks_are_mapped_and_resampled_to_the_first_tracks_format() {
+    // A 1 s stereo 22.05 kHz WAV after the 1.5 s mono 44.1 kHz flac part.
+    let mut wav = Cursor::new(Vec::new());
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 22_050,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::new(&mut wav, spec).unwrap();
+    for i in 0..22_050 {
+        let s = ((i as f64 * 440.0 * std::f64::consts::TAU / 22_050.0).sin() * 8000.0) as i16;
+        w.write_sample(s).unwrap();
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    let album = Album(vec![
+        (gapless("part1.flac"), "flac"),
+        (wav.into_inner(), "wav"),
+    ]);
+    let (stats, got) = play_to_wav(album);
+    assert_eq!(
+        (stats.sample_rate, stats.channels, stats.tracks),
+        (44_100, 1, 2)
+    );
+    // 1.5 s + 1.0 s at 44.1 kHz, give or take the resampler's edges.
+    let secs = got.len() as f64 / 44_100.0;
+    assert!((secs - 2.5).abs() < 0.01, "{secs} s");
+    // The second track is the 440 Hz tone, not silence.
+    let tail = &got[PART + 4410..PART + 4410 + 4410];
+    let rms = (tail.iter().map(|s| s * s).sum::<f32>() / tail.len() as f32).sqrt();
+    assert!(rms > 0.1, "rms {rms}");
 }

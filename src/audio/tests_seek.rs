@@ -7,16 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::tests_gapless::{gapless, mono_wav};
 use super::tests_play::read_wav;
 use super::*;
-
-fn gapless(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/gapless/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 /// Bytes readable from anywhere, counting what is read.
 struct Ranged {
@@ -70,6 +63,15 @@ impl TrackSource for Files {
     }
 }
 
+fn wait_outcome(c: &PlaybackControl, id: u64) -> SeekOutcome {
+    loop {
+        if let Some(o) = c.seek_outcome(id) {
+            return o;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Plays `file` to a WAV file, pausing the writer so the ring fills, seeking to `to_s`,
 /// then resuming: the output is a prefix of the track and then the track from the target.
 fn seek_while_paused(file: &str, ext: &'static str, to_s: f64) -> (Vec<f32>, SeekOutcome) {
@@ -91,12 +93,7 @@ fn seek_bytes_while_paused(
         // The paused writer takes nothing: by now the decoder has filled the ring.
         std::thread::sleep(Duration::from_millis(200));
         let id = c.request_seek(0, to_s);
-        let outcome = loop {
-            if let Some(o) = c.seek_outcome(id) {
-                break o;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
+        let outcome = wait_outcome(&c, id);
         c.resume();
         outcome
     });
@@ -119,22 +116,8 @@ fn a_lossless_seek_lands_on_the_exact_sample() {
     let flac = gapless("part1.flac");
     let (_, _, whole) = decode_all(&flac, Some("flac")).unwrap();
     // The same samples as a 16-bit WAV.
-    let mut wav = Cursor::new(Vec::new());
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::new(&mut wav, spec).unwrap();
-    for &s in &whole {
-        w.write_sample((s * 32768.0).round() as i16).unwrap();
-    }
-    w.finalize().unwrap();
-    for (data, file, ext) in [
-        (flac, "part1.flac", "flac"),
-        (wav.into_inner(), "part1.wav", "wav"),
-    ] {
+    let wav = mono_wav(&whole);
+    for (data, file, ext) in [(flac, "part1.flac", "flac"), (wav, "part1.wav", "wav")] {
         let to = 1.0;
         let target = (to * 44_100.0) as usize;
         let (got, outcome) = seek_bytes_while_paused(data, file, ext, to);
@@ -187,12 +170,7 @@ fn a_seek_past_the_end_plays_the_next_track_and_a_plain_stream_seeks_by_reading_
             std::thread::sleep(Duration::from_millis(2));
         }
         let id = c.request_seek(0, 99.0);
-        loop {
-            if let Some(o) = c.seek_outcome(id) {
-                return o;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_outcome(&c, id)
     });
     let files = vec![
         (gapless("part1.flac"), "flac"),
@@ -219,12 +197,7 @@ fn a_seek_past_the_end_plays_the_next_track_and_a_plain_stream_seeks_by_reading_
             std::thread::sleep(Duration::from_millis(2));
         }
         let id = c.request_seek(0, 0.1);
-        loop {
-            if let Some(o) = c.seek_outcome(id) {
-                return o;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_outcome(&c, id)
     });
     let files = vec![(gapless("part1.flac"), "flac")];
     let stats = play_source(
