@@ -37,7 +37,7 @@ pub(super) fn mono_wav(samples: &[f32]) -> Vec<u8> {
 }
 
 /// In-memory bytes that may be read from anywhere, as a range fetch can.
-struct Seekable(Cursor<Vec<u8>>);
+pub(super) struct Seekable(pub(super) Cursor<Vec<u8>>);
 
 impl std::io::Read for Seekable {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -2,42 +2,15 @@
 //! (sample-exact for flac and wav, within 50 ms for mp3 and ogg), the next track after a
 //! seek past the end, and the slow path on a stream that cannot seek.
 
-use std::io::{Cursor, Read, Seek, SeekFrom};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use super::tests_gapless::{gapless, mono_wav};
+use super::tests_gapless::{Seekable, gapless, mono_wav};
 use super::tests_play::read_wav;
 use super::*;
 
-/// Bytes readable from anywhere, counting what is read.
-struct Ranged {
-    data: Cursor<Vec<u8>>,
-    read: Arc<AtomicU64>,
-}
-
-impl Read for Ranged {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.data.read(buf)?;
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-impl Seek for Ranged {
-    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        self.data.seek(to)
-    }
-}
-
-impl TrackBytes for Ranged {
-    fn random_access_len(&self) -> Option<u64> {
-        Some(self.data.get_ref().len() as u64)
-    }
-}
-
-struct Files(Vec<(Vec<u8>, &'static str)>, Arc<AtomicU64>, bool);
+/// The files of a queue, readable from anywhere (`true`) or only in order.
+struct Files(Vec<(Vec<u8>, &'static str)>, bool);
 
 impl TrackSource for Files {
     fn open(&mut self, next: Next) -> Option<OpenedTrack> {
@@ -47,11 +20,8 @@ impl TrackSource for Files {
             Next::Jump(i) => i,
         };
         let (data, ext) = self.0.get(index)?.clone();
-        let reader: Box<dyn TrackBytes> = if self.2 {
-            Box::new(Ranged {
-                data: Cursor::new(data),
-                read: self.1.clone(),
-            })
+        let reader: Box<dyn TrackBytes> = if self.1 {
+            Box::new(Seekable(Cursor::new(data)))
         } else {
             Box::new(ForwardOnly(Cursor::new(data)))
         };
@@ -97,7 +67,7 @@ fn seek_bytes_while_paused(
         c.resume();
         outcome
     });
-    let source = Files(vec![(data, ext)], Arc::default(), true);
+    let source = Files(vec![(data, ext)], true);
     let stats = play_source(
         Box::new(source),
         OutputKind::Wav(path.clone()),
@@ -177,7 +147,7 @@ fn a_seek_past_the_end_plays_the_next_track_and_a_plain_stream_seeks_by_reading_
         (gapless("part2.flac"), "flac"),
     ];
     let stats = play_source(
-        Box::new(Files(files, Arc::default(), true)),
+        Box::new(Files(files, true)),
         OutputKind::Null,
         Instant::now(),
         control,
@@ -201,7 +171,7 @@ fn a_seek_past_the_end_plays_the_next_track_and_a_plain_stream_seeks_by_reading_
     });
     let files = vec![(gapless("part1.flac"), "flac")];
     let stats = play_source(
-        Box::new(Files(files, Arc::default(), false)),
+        Box::new(Files(files, false)),
         OutputKind::Null,
         Instant::now(),
         control,
