@@ -137,6 +137,10 @@ mod seeds {
                 ts: Timestamp::new(1_700_000_000_000, 0),
                 peer: PeerId([8; 32]),
             },
+            lineage: Version {
+                ts: Timestamp::new(1_700_000_000_000, 0),
+                peer: PeerId([8; 32]),
+            },
             tombstone: false,
             tombstone_acks: Default::default(),
             tags: Default::default(),

@@ -252,5 +252,20 @@ fn import_names_from_tags_skips_duplicates_suffixes_clashes_and_lists_what_is_no
         .flatten()
         .filter(|e| e.path().is_file())
         .count();
-    assert_eq!(blobs, 4);
+    // The mp3 and the flac carry the same picture: it is stored once, beside 4 tracks.
+    let listed = json(&a.dir, &["ls", "--json"]);
+    let covers: std::collections::BTreeSet<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["cover"].as_str().map(str::to_string))
+        .collect();
+    let with_cover = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["cover"].is_string())
+        .count();
+    assert_eq!((with_cover, covers.len()), (2, 1), "{listed}");
+    assert_eq!(blobs, 4 + 1);
 }

@@ -353,41 +353,90 @@ async fn a_corrupt_holder_is_detected_and_the_fetch_goes_elsewhere() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_pushes_of_one_name_converge_to_one_version() {
+async fn concurrent_pushes_of_one_name_both_survive_and_the_later_is_renamed() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = mesh(&["a", "b", "c"], dir.path(), 2, Duration::from_secs(600)).await;
     let (f1, f2) = (fixture("tone.mp3"), fixture("tone.flac"));
-    let (r1, r2) = tokio::join!(
-        nodes[0].push("same", &f1, |_, _| {}),
-        nodes[1].push("same", &f2, |_, _| {}),
-    );
-    r1.unwrap();
-    r2.unwrap();
-    let took = wait_for(Duration::from_secs(5), || {
-        let hashes: Vec<String> = nodes
-            .iter()
-            .filter_map(|n| n.ls().first().map(|t| t.hash.clone()))
-            .collect();
-        hashes.len() == 3 && hashes.iter().all(|h| *h == hashes[0])
-    })
-    .await;
-    assert!(took.is_some(), "peers disagree on the winning version");
-    // The loser's blob is dropped once nothing refers to it.
-    assert!(
-        wait_for(Duration::from_secs(5), || {
-            let total: usize = nodes
-                .iter()
-                .map(|n| {
-                    std::fs::read_dir(n.data_dir().join("blobs"))
-                        .unwrap()
-                        .filter(|e| e.as_ref().unwrap().path().is_file())
-                        .count()
-                })
-                .sum();
-            total == 2
+    let hash_of = |f: &std::path::Path| {
+        blake3::hash(&std::fs::read(f).unwrap())
+            .to_hex()
+            .to_string()
+    };
+    let (h1, h2) = (hash_of(&f1), hash_of(&f2));
+    // Several rounds, so the pushes meet at different points of each other's work.
+    for round in 0..4 {
+        let name = format!("same {round}");
+        let (r1, r2) = tokio::join!(
+            nodes[0].push_with(&name, &f1, false, |_, _| {}),
+            nodes[1].push_with(&name, &f2, false, |_, _| {}),
+        );
+        let (p1, p2) = (r1.unwrap(), r2.unwrap());
+        let mut told = [p1.name.clone(), p2.name.clone()];
+        told.sort();
+        assert_eq!(
+            told,
+            [name.clone(), format!("{name} (2)")],
+            "each pusher is told a different final name"
+        );
+        // Every peer shows both tracks, each under the name its pusher was told.
+        let want = [(p1.name.clone(), h1.clone()), (p2.name.clone(), h2.clone())];
+        let agreed = wait_for(Duration::from_secs(5), || {
+            nodes.iter().all(|n| {
+                want.iter()
+                    .all(|(shown, hash)| n.ls().iter().any(|t| t.name == *shown && t.hash == *hash))
+            })
         })
+        .await;
+        assert!(
+            agreed.is_some(),
+            "round {round}: peers do not all show {want:?}"
+        );
+        for n in &nodes {
+            assert_eq!(
+                n.ls().len(),
+                2 * (round + 1),
+                "nothing else appears on {}",
+                n.name()
+            );
+        }
+    }
+    // Both blobs stay, each on R = 2 peers.
+    let total: usize = nodes
+        .iter()
+        .map(|n| {
+            std::fs::read_dir(n.data_dir().join("blobs"))
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().is_file())
+                .count()
+        })
+        .sum();
+    assert_eq!(total, 4);
+    // The renamed one is a track like any other: it plays back byte for byte and can go.
+    let second = nodes[2]
+        .ls()
+        .into_iter()
+        .find(|t| t.name == "same 0 (2)")
+        .unwrap();
+    let got = nodes[2]
+        .get("same 0 (2)", Some(&dir.path().join("x")), dir.path())
         .await
-        .is_some()
+        .unwrap();
+    assert_eq!(
+        blake3::hash(&std::fs::read(got).unwrap())
+            .to_hex()
+            .to_string(),
+        second.hash
+    );
+    nodes[2].remove("same 0").await.unwrap();
+    assert!(
+        wait_for(Duration::from_secs(5), || nodes.iter().all(|n| {
+            n.ls()
+                .iter()
+                .any(|t| t.name == "same 0" && t.hash == second.hash)
+        }))
+        .await
+        .is_some(),
+        "with the earlier removed, the later takes the name everywhere"
     );
     leave_all(&nodes).await;
 }
@@ -581,4 +630,67 @@ async fn a_capacity_larger_than_the_disk_is_refused() {
     assert!(node.status().peers.is_empty());
     assert!(node.capacity() <= disk);
     node.leave().await;
+}
+
+fn holders_of_blob(nodes: &[Node], hex: &str) -> usize {
+    nodes
+        .iter()
+        .filter(|n| n.data_dir().join("blobs").join(hex).is_file())
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cover_is_stored_once_on_r_peers_and_follows_a_leaving_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(
+        &["a", "b", "c", "d"],
+        dir.path(),
+        2,
+        Duration::from_secs(600),
+    )
+    .await;
+    // Two tracks with the same picture (the tagged mp3 and flac fixtures).
+    nodes[0]
+        .push("one", &fixture("tagged.mp3"), |_, _| {})
+        .await
+        .unwrap();
+    nodes[1]
+        .push("two", &fixture("tagged.flac"), |_, _| {})
+        .await
+        .unwrap();
+    let listed = nodes[3].ls();
+    let covers: Vec<Option<String>> = listed.iter().map(|t| t.cover.clone()).collect();
+    assert!(
+        covers.len() == 2 && covers[0].is_some() && covers[0] == covers[1],
+        "both tracks name one cover: {covers:?}"
+    );
+    let hex = covers[0].clone().unwrap();
+    assert_eq!(
+        holders_of_blob(&nodes, &hex),
+        2,
+        "the cover is on R peers, once"
+    );
+    for n in &nodes {
+        let picture = n.cover("one").await.unwrap().expect("a cover");
+        assert_eq!(blake3::hash(&picture).to_hex().to_string(), hex);
+        assert!(picture.starts_with(b"\x89PNG"), "{}", n.name());
+    }
+    assert_eq!(nodes[0].cover("no such").await.ok(), None);
+    // A holder of the cover leaves: its copy goes to another peer, as a track's would.
+    let holder = nodes
+        .iter()
+        .find(|n| n.data_dir().join("blobs").join(&hex).is_file())
+        .unwrap()
+        .clone();
+    holder.leave().await;
+    let rest: Vec<Node> = nodes
+        .iter()
+        .filter(|n| n.id() != holder.id())
+        .cloned()
+        .collect();
+    let took = wait_for(Duration::from_secs(5), || holders_of_blob(&rest, &hex) >= 2).await;
+    assert!(took.is_some(), "the cover fell below R copies");
+    let picture = rest[0].cover("two").await.unwrap().unwrap();
+    assert_eq!(blake3::hash(&picture).to_hex().to_string(), hex);
+    leave_all(&rest).await;
 }

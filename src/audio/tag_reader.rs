@@ -9,7 +9,7 @@ use lofty::probe::Probe;
 use std::path::Path;
 
 /// Covers above this are not stored (the track is, with a warning).
-pub const MAX_COVER_BYTES: usize = 4 << 20;
+pub const MAX_COVER_BYTES: usize = crate::store::catalog::MAX_COVER_BYTES as usize;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cover {

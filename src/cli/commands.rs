@@ -306,9 +306,17 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
         } => {
             let file = resolve(cwd, &file);
             let o = out.clone();
-            let holders = node
+            let pushed = node
                 .push_with(&name, &file, replace, move |d, t| o.progress(d, t))
                 .await?;
+            let holders = pushed.holders;
+            if pushed.name != name {
+                out.err(format!(
+                    "warning: another peer pushed '{name}' at the same time; this track is '{}'",
+                    pushed.name
+                ));
+            }
+            let name = pushed.name;
             let names: Vec<String> = holders.iter().map(|p| node.peer_name(p)).collect();
             let want = node.replicas().min(node.alive_count());
             if holders.len() < want {

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// 2: member records say whether the peer's disk is full.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: catalog entries carry a lineage (concurrent pushes of one name both stay) and a stored
+/// cover; a pusher checks its new entry against every peer's (`CatalogCheck`).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The one line both sides of a version mismatch print: both versions, and who must upgrade.
 pub fn version_mismatch(who: &str, theirs: u16) -> String {
@@ -105,12 +107,17 @@ pub enum Msg {
         peer: PeerId,
         addr: SocketAddr,
     },
+    /// Opens a data stream: merge this entry of mine, then answer with `Catalog` holding every
+    /// entry you have under its name, so I learn which name it ends up shown under.
+    CatalogCheck {
+        entry: Box<CatalogEntry>,
+    },
 }
 
 const KB: usize = 1024;
 
 /// Kinds that may open a stream after the handshake.
-pub const STREAM_OPENERS: &[u8] = &[3, 10, 12, 15, 16];
+pub const STREAM_OPENERS: &[u8] = &[3, 10, 12, 15, 16, 19];
 /// The kind that opens a connection.
 pub const HELLO: &[u8] = &[0];
 
@@ -136,6 +143,7 @@ impl Msg {
             Msg::RelayIncoming { .. } => 16,
             Msg::RelayReady => 17,
             Msg::PunchNow { .. } => 18,
+            Msg::CatalogCheck { .. } => 19,
         }
     }
 
@@ -160,6 +168,7 @@ impl Msg {
             Msg::RelayIncoming { .. } => "relay-incoming",
             Msg::RelayReady => "relay-ready",
             Msg::PunchNow { .. } => "punch-now",
+            Msg::CatalogCheck { .. } => "catalog-check",
         }
     }
 
@@ -185,6 +194,7 @@ impl Msg {
             16 => 64,
             17 => 16,
             18 => 128,
+            19 => 8 * KB * KB,
             _ => return None,
         })
     }

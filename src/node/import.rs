@@ -256,14 +256,18 @@ impl Node {
             return Ok(ImportOutcome::Imported { name, warnings });
         }
         let want = self.replicas().min(self.alive_count());
-        match self.store_prepared(&name, p, |_, _| {}).await {
-            Ok(holders) if holders.len() >= want => Ok(ImportOutcome::Imported { name, warnings }),
-            Ok(holders) => {
+        match self.store_prepared(&name, p, false, |_, _| {}).await {
+            Ok(pushed) if pushed.holders.len() >= want => Ok(ImportOutcome::Imported {
+                name: pushed.name,
+                warnings,
+            }),
+            Ok(pushed) => {
                 // Never leave a track with fewer than R copies behind.
-                let _ = self.remove_with(&name, true).await;
+                let _ = self.remove_with(&pushed.name, true).await;
                 Err(ImportStop(format!(
-                    "'{name}' fit on {} of {want} peers",
-                    holders.len()
+                    "'{}' fit on {} of {want} peers",
+                    pushed.name,
+                    pushed.holders.len()
                 )))
             }
             Err(e) if e.to_string().starts_with("no peer could store") => {

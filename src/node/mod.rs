@@ -13,6 +13,7 @@ pub use listen::{QueueEvent, QueueRequest};
 mod introduce;
 mod listen;
 mod lock;
+pub mod push;
 pub mod queue;
 mod range_reader;
 mod relay;
@@ -32,8 +33,9 @@ use crate::net::relay_socket::{RelayHub, RelaySocket};
 use crate::net::ticket::Ticket;
 use crate::net::tls;
 use crate::store::blobs::{BlobStore, Hash};
-use crate::store::catalog::{Catalog, Hlc};
+use crate::store::catalog::{Catalog, CatalogEntry, Hlc};
 use crate::store::db::Db;
+use crate::store::old_catalog::StoredRow;
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -279,8 +281,17 @@ impl Node {
         let blobs = BlobStore::open(&cfg.data_dir.join("blobs"))?;
         let held = blobs.list();
         let mut catalog = Catalog::new();
-        for e in db.load_catalog_with(crate::store::catalog_v1::decode_stored)? {
-            catalog.apply(e);
+        let mut migrated = Vec::new();
+        for row in db.load_catalog_with(crate::store::old_catalog::decode_stored)? {
+            match row {
+                StoredRow::Current(e) => {
+                    catalog.apply(e);
+                }
+                StoredRow::Old(e) => {
+                    migrated.push(e.clone());
+                    catalog.apply(e);
+                }
+            }
         }
         let hlc = catalog
             .max_version()
@@ -300,6 +311,18 @@ impl Node {
         let alone = table.records().all(|r| r.id == identity.id || r.left);
         let db_writes = crate::store::db_writer::DbWriter::start(db.clone())
             .context("cannot start the database writer")?;
+        if !migrated.is_empty() {
+            let rows: Vec<(String, CatalogEntry)> = migrated
+                .iter()
+                .map(|e| (crate::store::catalog::db_key(&e.key()), e.clone()))
+                .collect();
+            let old_keys: Vec<String> = migrated.iter().map(|e| e.name.clone()).collect();
+            db_writes.submit(crate::store::db::Write::catalog(&rows, &old_keys));
+            tracing::info!(
+                "catalog: {} entries converted to this release's layout",
+                rows.len()
+            );
+        }
         let node = Node {
             inner: Arc::new(Inner {
                 cfg,

@@ -28,7 +28,10 @@ impl Node {
                 .protected
                 .iter()
                 .filter(|(_, (until, name, version))| {
-                    *until <= now || catalog.get(name).is_some_and(|e| e.version >= *version)
+                    *until <= now
+                        || catalog
+                            .newest_version_at(name)
+                            .is_some_and(|v| v >= *version)
                 })
                 .map(|(h, _)| *h)
                 .collect();
@@ -44,8 +47,17 @@ impl Node {
                 .collect();
             (entries, st.held.clone(), protected)
         };
+        // A cover is a blob of its own, placed by its hash like a track.
+        let covers: Vec<CatalogEntry> = entries
+            .iter()
+            .filter_map(|e| e.cover)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|c| c.as_blob_entry())
+            .collect();
         let tracks: Vec<TrackRef> = entries
             .iter()
+            .chain(&covers)
             .map(|e| TrackRef {
                 name: &e.name,
                 hash: e.hash,
@@ -69,7 +81,12 @@ impl Node {
                     if self.pull_backing_off(&hash, now) || !self.state().repairing.insert(hash) {
                         continue;
                     }
-                    let Some(entry) = entries.iter().find(|e| e.hash == hash).cloned() else {
+                    let Some(entry) = entries
+                        .iter()
+                        .chain(&covers)
+                        .find(|e| e.hash == hash)
+                        .cloned()
+                    else {
                         self.state().repairing.remove(&hash);
                         continue;
                     };
@@ -132,17 +149,27 @@ impl Node {
             .collect();
         let known = self.known_holders();
         let alive = self.alive_peers();
-        let entries: Vec<CatalogEntry> = {
+        // As pushed (not as shown): these entries go to the peers taking the copies.
+        // (entry, whether it is a track whose catalog entry goes along, not a cover)
+        let entries: Vec<(CatalogEntry, bool)> = {
             let st = self.state();
-            st.catalog
+            let covers: Vec<(CatalogEntry, bool)> = st
+                .catalog
                 .live()
-                .filter(|e| st.held.contains(&e.hash))
-                .cloned()
+                .filter_map(|e| e.cover)
+                .map(|c| (c.as_blob_entry(), false))
+                .collect();
+            st.catalog
+                .all()
+                .filter(|e| !e.tombstone)
+                .map(|e| (e.clone(), true))
+                .chain(covers)
+                .filter(|(e, _)| st.held.contains(&e.hash))
                 .collect()
         };
         let r = self.inner.cfg.replicas.max(1);
         let mut seen = BTreeSet::new();
-        for e in entries {
+        for (e, is_track) in entries {
             if !seen.insert(e.hash) {
                 continue;
             }
@@ -178,7 +205,7 @@ impl Node {
             if !stored.is_empty() {
                 handed += 1;
             }
-            for p in stored {
+            for p in stored.into_iter().filter(|_| is_track) {
                 if let Some(l) = self.state().links.get(&p) {
                     let _ = l.control.send(Msg::Catalog(vec![e.clone()]));
                 }

@@ -4,15 +4,14 @@
 use super::{Node, now_ms};
 use crate::id::PeerId;
 use crate::mesh::liveness::PeerState;
-use crate::mesh::placement::{self, Candidate};
+use crate::mesh::placement::Candidate;
 use crate::net::msg::Msg;
 use crate::store::blobs::{Hash, hex};
-use crate::store::catalog::{CHUNK_SIZE, CatalogEntry, Version, validate_entry, validate_name};
+use crate::store::catalog::{CatalogEntry, Version, db_key, validate_entry};
 use crate::store::library;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tracing::warn;
@@ -180,7 +179,7 @@ impl Node {
                     disc: e.tags.disc,
                     year: e.tags.year,
                     genre: e.tags.genre.clone(),
-                    cover: e.cover.map(|h| hex(&h)),
+                    cover: e.cover.map(|c| hex(&c.hash)),
                 }
             })
             .collect()
@@ -204,13 +203,22 @@ impl Node {
         Some((e.tags.clone(), e.duration_s))
     }
 
+    /// The live track shown under `name`, carrying that name.
     pub fn entry(&self, name: &str) -> Result<CatalogEntry> {
         self.state()
             .catalog
             .get(name)
-            .filter(|e| !e.tombstone)
             .cloned()
-            .ok_or_else(|| anyhow!("no track named '{name}' in the network (see `ls`)"))
+            .ok_or_else(|| no_such_track(name))
+    }
+
+    /// The live track shown under `name` as it was pushed: what a write about it starts from.
+    fn stored_entry(&self, name: &str) -> Result<CatalogEntry> {
+        self.state()
+            .catalog
+            .stored(name)
+            .cloned()
+            .ok_or_else(|| no_such_track(name))
     }
 
     /// Apply entries (ours or from `from`), persist what changed, pass it on.
@@ -234,22 +242,27 @@ impl Node {
                     continue;
                 }
                 st.hlc.observe(e.version.ts, wall);
-                let name = e.name.clone();
+                let key = e.key();
                 let mut did = st.catalog.apply(e);
-                if st.catalog.get(&name).is_some_and(|x| x.tombstone) {
-                    did |= st.catalog.ack_tombstone(&name, me);
+                if st.catalog.by_key(&key).is_some_and(|x| x.tombstone) {
+                    did |= st.catalog.ack_tombstone(&key, me);
                 }
-                if did && let Some(x) = st.catalog.get(&name) {
+                if did && let Some(x) = st.catalog.by_key(&key) {
                     changed.push(x.clone());
                 }
             }
         }
+        self.persist_and_pass_on(changed, from);
+    }
+
+    /// Stores entries that changed and sends them to every peer but `from`.
+    pub(crate) fn persist_and_pass_on(&self, changed: Vec<CatalogEntry>, from: Option<PeerId>) {
         if changed.is_empty() {
             return;
         }
         let rows: Vec<(String, CatalogEntry)> = changed
             .iter()
-            .map(|e| (e.name.clone(), e.clone()))
+            .map(|e| (db_key(&e.key()), e.clone()))
             .collect();
         self.inner
             .db_writes
@@ -318,12 +331,10 @@ impl Node {
             st.catalog.prune_tombstones(&members)
         };
         if !pruned.is_empty() {
+            let keys: Vec<String> = pruned.iter().map(db_key).collect();
             self.inner
                 .db_writes
-                .submit(crate::store::db::Write::catalog::<CatalogEntry>(
-                    &[],
-                    &pruned,
-                ));
+                .submit(crate::store::db::Write::catalog::<CatalogEntry>(&[], &keys));
         }
     }
 
@@ -355,172 +366,6 @@ impl Node {
             }
             other => bail!("unexpected {} on the control stream", other.name()),
         }
-        Ok(())
-    }
-
-    /// A push to a name that exists says whose track it would replace.
-    fn refuse_existing(&self, name: &str) -> Result<()> {
-        let Some(e) = self
-            .state()
-            .catalog
-            .get(name)
-            .filter(|e| !e.tombstone)
-            .cloned()
-        else {
-            return Ok(());
-        };
-        let who = if e.pushed_by.is_empty() {
-            self.peer_name(&e.version.peer)
-        } else {
-            e.pushed_by.clone()
-        };
-        bail!(
-            "a track named '{name}' exists (pushed by {who} on {}); push with --replace to replace it",
-            utc_minute(e.version.ts.ms())
-        )
-    }
-
-    /// Store FILE under a new NAME on R peers; returns the ids that hold it.
-    pub async fn push(
-        &self,
-        name: &str,
-        file: &Path,
-        progress: impl Fn(u64, u64) + Send + Sync,
-    ) -> Result<Vec<PeerId>> {
-        self.push_with(name, file, false, progress).await
-    }
-
-    /// Store FILE under NAME on R peers; a NAME that exists is refused unless `replace`.
-    pub async fn push_with(
-        &self,
-        name: &str,
-        file: &Path,
-        replace: bool,
-        progress: impl Fn(u64, u64) + Send + Sync,
-    ) -> Result<Vec<PeerId>> {
-        validate_name(name).map_err(|e| anyhow!(e))?;
-        if !replace {
-            self.refuse_existing(name)?;
-        }
-        let prepared = super::import::prepare_file(file).await?;
-        for w in &prepared.tags.warnings {
-            warn!("{}: {w}", file.display());
-        }
-        self.store_prepared(name, prepared, progress).await
-    }
-
-    /// Stores a probed and hashed file under NAME on R peers.
-    pub(crate) async fn store_prepared(
-        &self,
-        name: &str,
-        prepared: super::import::PreparedFile,
-        progress: impl Fn(u64, u64) + Send + Sync,
-    ) -> Result<Vec<PeerId>> {
-        let super::import::PreparedFile {
-            path,
-            info,
-            digest,
-            tags,
-        } = prepared;
-        let file = path.as_path();
-        let me = self.id();
-        let entry = CatalogEntry {
-            name: name.to_string(),
-            hash: digest.hash,
-            size: digest.size,
-            codec: info.codec.clone(),
-            sample_rate: info.sample_rate,
-            channels: info.channels,
-            duration_s: info.duration_s,
-            chunk_size: CHUNK_SIZE,
-            chunk_hashes: digest.chunk_hashes,
-            version: Version {
-                ts: self.state().hlc.now(now_ms()),
-                peer: me,
-            },
-            tombstone: false,
-            tombstone_acks: BTreeSet::new(),
-            tags: tags.tags,
-            // Covers are read but not stored yet: no entry names a blob nobody can fetch.
-            cover: None,
-            pushed_by: self.name().to_string(),
-        };
-        let r = self.inner.cfg.replicas.max(1);
-        let candidates = self.placement_candidates();
-        let alive = self.alive_peers();
-        let full = self.full_peers();
-        let ranked: Vec<PeerId> = placement::rank(&entry.hash, &candidates)
-            .into_iter()
-            .filter(|p| alive.contains(p) && !full.contains(p))
-            .collect();
-        let mut confirmed: Vec<PeerId> = Vec::new();
-        let mut errors: Vec<String> = Vec::new();
-        let mut next = 0;
-        while confirmed.len() < r && next < ranked.len() {
-            let want = r - confirmed.len();
-            let batch: Vec<PeerId> = ranked[next..(next + want).min(ranked.len())].to_vec();
-            next += batch.len();
-            let (remote, local): (Vec<PeerId>, Vec<PeerId>) =
-                batch.into_iter().partition(|p| *p != me);
-            if !local.is_empty() {
-                match self.import_local(&entry, file).await {
-                    Ok(()) => confirmed.push(me),
-                    Err(e) => errors.push(format!("{}: {e:#}", self.name())),
-                }
-            }
-            if !remote.is_empty() {
-                let (stored, failed) = self.send_chain(&entry, remote, file, &progress).await;
-                confirmed.extend(stored);
-                errors.extend(
-                    failed
-                        .into_iter()
-                        .map(|(p, e)| format!("{}: {e}", self.peer_name(&p))),
-                );
-            }
-        }
-        if confirmed.is_empty() {
-            bail!("no peer could store {name}: {}", errors.join("; "));
-        }
-        if confirmed.len() < r {
-            warn!(
-                "{name} stored on {} of {r} peers: {}",
-                confirmed.len(),
-                errors.join("; ")
-            );
-        }
-        {
-            let mut st = self.state();
-            for p in &confirmed {
-                if *p != me {
-                    st.holdings.entry(*p).or_default().insert(entry.hash);
-                }
-            }
-        }
-        self.apply_catalog(vec![entry], None);
-        Ok(confirmed)
-    }
-
-    async fn import_local(&self, entry: &CatalogEntry, file: &Path) -> Result<()> {
-        let hash = entry.hash;
-        if !self.inner.blobs.has(&hash) {
-            let node = self.clone();
-            let path = file.to_path_buf();
-            tokio::task::spawn_blocking(move || -> Result<()> {
-                let mut w = node.inner.blobs.begin(&hash)?;
-                let mut f = std::fs::File::open(&path)?;
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let n = f.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    w.write(&buf[..n])?;
-                }
-                w.commit()
-            })
-            .await??;
-        }
-        self.note_held(entry);
         Ok(())
     }
 
@@ -654,6 +499,26 @@ impl Node {
         Ok(())
     }
 
+    /// The cover picture of the track shown under `name`, fetched and checked; None when the
+    /// track has none.
+    pub async fn cover(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let Some(cover) = self.entry(name)?.cover else {
+            return Ok(None);
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let node = self.clone();
+        let fetch = tokio::spawn(async move {
+            node.fetch_verified(&cover.as_blob_entry(), tx, true, |_| {})
+                .await
+        });
+        let mut out = Vec::with_capacity(cover.size as usize);
+        while let Some(piece) = rx.recv().await {
+            out.extend_from_slice(&piece);
+        }
+        fetch.await??;
+        Ok(Some(out))
+    }
+
     pub async fn remove(&self, name: &str) -> Result<()> {
         self.remove_with(name, true).await
     }
@@ -674,7 +539,7 @@ impl Node {
 
     /// Deletes NAME network-wide; a track another peer pushed only with `force`.
     pub async fn remove_with(&self, name: &str, force: bool) -> Result<()> {
-        let mut entry = self.entry(name)?;
+        let mut entry = self.stored_entry(name)?;
         if !force && let Some(who) = self.pushed_by_another(name) {
             bail!("'{name}' was pushed by {who}; remove it with --force");
         }
@@ -722,7 +587,11 @@ impl Drop for TempFile {
 }
 
 /// `2026-12-01 23:10 UTC` for a time in ms since the epoch.
-fn utc_minute(ms: u64) -> String {
+fn no_such_track(name: &str) -> anyhow::Error {
+    anyhow!("no track named '{name}' in the network (see `ls`)")
+}
+
+pub(super) fn utc_minute(ms: u64) -> String {
     let secs = ms / 1000;
     let days = (secs / 86_400) as i64;
     let (h, m) = (secs / 3600 % 24, secs / 60 % 60);

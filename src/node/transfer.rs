@@ -6,7 +6,7 @@ use crate::id::PeerId;
 use crate::net::frame;
 use crate::net::msg::Msg;
 use crate::store::blob_sink::BlobSink;
-use crate::store::catalog::{CatalogEntry, ChunkHasher, validate_entry};
+use crate::store::catalog::{CatalogEntry, ChunkHasher, validate_blob_entry};
 use anyhow::{Result, anyhow, bail};
 use std::path::Path;
 use std::time::Duration;
@@ -47,6 +47,7 @@ impl Node {
             Msg::Store { entry, chain } => {
                 self.serve_store(peer, *entry, chain, &mut send, recv).await
             }
+            Msg::CatalogCheck { entry } => self.serve_catalog_check(peer, *entry, &mut send).await,
             Msg::RelayOpen { target } => {
                 // The tunnel owns the streams from here on.
                 if let Err(e) = self.serve_relay_open(peer, target, send, recv).await {
@@ -164,7 +165,7 @@ impl Node {
         send: &mut quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) -> Result<()> {
-        validate_entry(&entry).map_err(|e| anyhow!(e))?;
+        validate_blob_entry(&entry).map_err(|e| anyhow!(e))?;
         let me = self.id();
         if chain.len() > MAX_CHAIN || chain.contains(&me) || chain.contains(&from) {
             bail!("invalid replication chain");
@@ -322,6 +323,23 @@ impl Node {
         file: &Path,
         progress: &(impl Fn(u64, u64) + Send + Sync),
     ) -> (Vec<PeerId>, Vec<(PeerId, String)>) {
+        match tokio::fs::File::open(file).await {
+            Ok(f) => self.send_chain_from(entry, chain, f, progress).await,
+            Err(e) => (
+                Vec::new(),
+                chain.iter().map(|p| (*p, e.to_string())).collect(),
+            ),
+        }
+    }
+
+    /// Sends `entry.size` bytes read from `source` down a replication chain.
+    pub(crate) async fn send_chain_from(
+        &self,
+        entry: &CatalogEntry,
+        chain: Vec<PeerId>,
+        mut source: impl tokio::io::AsyncRead + Unpin,
+        progress: &(impl Fn(u64, u64) + Send + Sync),
+    ) -> (Vec<PeerId>, Vec<(PeerId, String)>) {
         let all_failed = |why: String| -> (Vec<PeerId>, Vec<(PeerId, String)>) {
             (
                 Vec::new(),
@@ -335,14 +353,10 @@ impl Node {
             Ok(x) => x,
             Err(e) => return all_failed(format!("{e:#}")),
         };
-        let mut f = match tokio::fs::File::open(file).await {
-            Ok(f) => f,
-            Err(e) => return all_failed(e.to_string()),
-        };
         let mut buf = vec![0u8; IO_BUF];
         let mut sent = 0u64;
         loop {
-            let n = match f.read(&mut buf).await {
+            let n = match source.read(&mut buf).await {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => return all_failed(e.to_string()),

@@ -98,9 +98,54 @@ pub struct Version {
     pub peer: PeerId,
 }
 
+/// An embedded cover picture, stored as a blob of its own: one piece, checked by its BLAKE3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CoverRef {
+    pub hash: [u8; 32],
+    pub size: u32,
+}
+
+/// The largest cover stored; a bigger one is left out (the track is stored without it).
+pub const MAX_COVER_BYTES: u32 = 4 << 20;
+
+impl CoverRef {
+    /// The cover as a blob to store or fetch: one piece the size of the picture, so its
+    /// BLAKE3 (the cover's address) is the one piece hash a fetch checks.
+    pub fn as_blob_entry(&self) -> CatalogEntry {
+        let version = Version {
+            ts: Timestamp(0),
+            peer: PeerId([0; 32]),
+        };
+        CatalogEntry {
+            name: format!("cover {}", short_hex(&self.hash)),
+            hash: self.hash,
+            size: self.size as u64,
+            codec: "cover".into(),
+            sample_rate: 0,
+            channels: 0,
+            duration_s: 0.0,
+            chunk_size: self.size.max(1),
+            chunk_hashes: vec![self.hash],
+            version,
+            lineage: version,
+            tombstone: false,
+            tombstone_acks: BTreeSet::new(),
+            tags: TrackTags::default(),
+            cover: None,
+            pushed_by: String::new(),
+        }
+    }
+}
+
+fn short_hex(h: &[u8; 32]) -> String {
+    h[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// One track as every peer knows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CatalogEntry {
+    /// The name it was pushed under. Of two pushes of one name that did not see each other,
+    /// the later is *shown* as `NAME (2)` (see [`Catalog`]); this field keeps what was pushed.
     pub name: String,
     /// BLAKE3 of the whole file: the blob's address.
     pub hash: [u8; 32],
@@ -114,27 +159,40 @@ pub struct CatalogEntry {
     /// decoder sees them instead of only after the whole file arrived.
     pub chunk_hashes: Vec<[u8; 32]>,
     pub version: Version,
+    /// The version of the push that created this track; a `--replace` or a removal keeps it.
+    /// Writes of one lineage settle by last writer wins; different lineages under one name
+    /// are concurrent pushes that did not see each other, and all of them stay.
+    pub lineage: Version,
     pub tombstone: bool,
     /// Peers known to have stored this tombstone; once every member has, nobody can bring the
     /// old entry back and the tombstone can go.
     pub tombstone_acks: BTreeSet<PeerId>,
     pub tags: TrackTags,
-    /// BLAKE3 of the embedded cover picture, when the file has one.
-    pub cover: Option<[u8; 32]>,
+    /// The embedded cover picture, when the file has one of at most [`MAX_COVER_BYTES`].
+    pub cover: Option<CoverRef>,
     /// Name of the peer that pushed it, as it was then (peers are forgotten, names stay).
     pub pushed_by: String,
+}
+
+/// Where an entry lives in the catalog: its pushed name and its lineage.
+pub type EntryKey = (String, Version);
+
+impl CatalogEntry {
+    pub fn key(&self) -> EntryKey {
+        (self.name.clone(), self.lineage)
+    }
 }
 
 /// What [`merge`] decided.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MergeOutcome {
-    /// The entry to keep under this name.
+    /// The entry to keep under this key.
     pub winner: CatalogEntry,
     /// Whether `winner` differs from the local entry (so it must be stored and passed on).
     pub changed: bool,
 }
 
-/// Combine the local entry for a name with one received from a peer.
+/// Combine the local entry for a key with one received from a peer.
 ///
 /// The higher version wins outright. Equal versions normally mean the same write arriving
 /// twice, with possibly different tombstone acks, which are unioned. Equal versions with
@@ -175,6 +233,7 @@ pub fn merge(local: Option<&CatalogEntry>, remote: &CatalogEntry) -> MergeOutcom
 fn content_cmp(a: &CatalogEntry, b: &CatalogEntry) -> Ordering {
     a.name
         .cmp(&b.name)
+        .then_with(|| a.lineage.cmp(&b.lineage))
         .then_with(|| a.hash.cmp(&b.hash))
         .then_with(|| a.size.cmp(&b.size))
         .then_with(|| a.codec.cmp(&b.codec))
@@ -184,12 +243,25 @@ fn content_cmp(a: &CatalogEntry, b: &CatalogEntry) -> Ordering {
         .then_with(|| a.chunk_size.cmp(&b.chunk_size))
         .then_with(|| a.chunk_hashes.cmp(&b.chunk_hashes))
         .then_with(|| a.tombstone.cmp(&b.tombstone))
+        .then_with(|| a.cover.cmp(&b.cover))
 }
 
-/// The whole catalog, one entry per name, tombstones included.
+/// The whole catalog: one last-writer-wins entry per (name, lineage), tombstones included,
+/// and the name each live entry is shown under.
+///
+/// Concurrent pushes of one name are different lineages, so both survive the merge. Which
+/// one is shown as `NAME` and which as `NAME (2)` is a function of the set of entries alone
+/// (earliest lineage first, see [`shown_names`]), so every peer that holds the same entries
+/// shows the same names, whatever order they arrived in. Renaming inside the merge instead
+/// would depend on that order (a removal seen first would hide the conflict).
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
-    entries: BTreeMap<String, CatalogEntry>,
+    entries: BTreeMap<EntryKey, CatalogEntry>,
+    /// Shown name → the live entry shown under it.
+    shown: BTreeMap<String, EntryKey>,
+    /// Live entries shown under another name than their own, as copies carrying the shown
+    /// name (rare: only the later of concurrent pushes).
+    renamed: BTreeMap<EntryKey, CatalogEntry>,
     /// Bumped on every change: what tells a cached index it is stale.
     generation: u64,
 }
@@ -201,6 +273,15 @@ impl PartialEq for Catalog {
     }
 }
 
+const VERSION_MIN: Version = Version {
+    ts: Timestamp(0),
+    peer: PeerId([0; 32]),
+};
+const VERSION_MAX: Version = Version {
+    ts: Timestamp(u64::MAX),
+    peer: PeerId([u8::MAX; 32]),
+};
+
 impl Catalog {
     pub fn new() -> Self {
         Self::default()
@@ -211,13 +292,15 @@ impl Catalog {
     /// Entries with invalid names are refused here, not only at the command line, because a
     /// misbehaving peer must not plant a name that later becomes a path on someone's disk.
     pub fn apply(&mut self, e: CatalogEntry) -> bool {
-        if validate_name(&e.name).is_err() {
+        if validate_name(&e.name).is_err() || e.lineage > e.version {
             return false;
         }
-        let outcome = merge(self.entries.get(&e.name), &e);
+        let key = e.key();
+        let outcome = merge(self.entries.get(&key), &e);
         if outcome.changed {
-            self.entries.insert(e.name.clone(), outcome.winner);
+            self.entries.insert(key.clone(), outcome.winner);
             self.generation += 1;
+            self.reshow(&key.0);
         }
         outcome.changed
     }
@@ -227,25 +310,55 @@ impl Catalog {
         self.generation
     }
 
-    /// Record that `peer` has stored the tombstone for `name`; true if that is news.
-    pub fn ack_tombstone(&mut self, name: &str, peer: PeerId) -> bool {
-        match self.entries.get_mut(name) {
+    /// Record that `peer` has stored the tombstone at `key`; true if that is news.
+    pub fn ack_tombstone(&mut self, key: &EntryKey, peer: PeerId) -> bool {
+        match self.entries.get_mut(key) {
             Some(e) if e.tombstone => e.tombstone_acks.insert(peer),
             _ => false,
         }
     }
 
-    /// The entry under `name`, tombstone or not.
+    /// The live track shown under `name`, carrying that name.
     pub fn get(&self, name: &str) -> Option<&CatalogEntry> {
-        self.entries.get(name)
+        self.shown.get(name).and_then(|k| self.shown_entry(k))
     }
 
-    /// Tracks that exist, in name order.
+    /// The live track shown under `name` as it was pushed (its own name, its lineage): what a
+    /// replace or a removal of it starts from.
+    pub fn stored(&self, name: &str) -> Option<&CatalogEntry> {
+        self.shown.get(name).and_then(|k| self.entries.get(k))
+    }
+
+    /// The entry at `key` as it was pushed, tombstone or not.
+    pub fn by_key(&self, key: &EntryKey) -> Option<&CatalogEntry> {
+        self.entries.get(key)
+    }
+
+    /// The name the live entry at `key` is shown under.
+    pub fn shown_name(&self, key: &EntryKey) -> Option<&str> {
+        self.shown_entry(key).map(|e| e.name.as_str())
+    }
+
+    /// The newest write under a pushed name, of any lineage, removals included.
+    pub fn newest_version_at(&self, name: &str) -> Option<Version> {
+        self.lineages(name).map(|(_, e)| e.version).max()
+    }
+
+    /// Every entry (tombstones too) pushed under `name`, earliest lineage first.
+    pub fn lineages<'a>(
+        &'a self,
+        name: &str,
+    ) -> impl Iterator<Item = (&'a EntryKey, &'a CatalogEntry)> + 'a {
+        self.entries
+            .range((name.to_string(), VERSION_MIN)..=(name.to_string(), VERSION_MAX))
+    }
+
+    /// Tracks that exist, in shown-name order, each carrying its shown name.
     pub fn live(&self) -> impl Iterator<Item = &CatalogEntry> {
-        self.entries.values().filter(|e| !e.tombstone)
+        self.shown.values().filter_map(|k| self.shown_entry(k))
     }
 
-    /// Every entry including tombstones, in name order: what anti-entropy sends.
+    /// Every entry including tombstones, as pushed: what anti-entropy sends.
     pub fn all(&self) -> impl Iterator<Item = &CatalogEntry> {
         self.entries.values()
     }
@@ -257,15 +370,17 @@ impl Catalog {
 
     /// A fingerprint two peers compare before deciding to exchange full catalogs.
     ///
-    /// Covers name, version, tombstone flag, content hash and the acks: acks change without a
-    /// new version, and if they were left out a lost ack would never be resent and the
-    /// tombstone could never be pruned.
+    /// Covers name, lineage, version, tombstone flag, content hash and the acks: acks change
+    /// without a new version, and if they were left out a lost ack would never be resent and
+    /// the tombstone could never be pruned.
     pub fn digest(&self) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
-        h.update(b"meff catalog digest v1\0");
+        h.update(b"meff catalog digest v3\0");
         for e in self.entries.values() {
             h.update(&(e.name.len() as u64).to_le_bytes());
             h.update(e.name.as_bytes());
+            h.update(&e.lineage.ts.0.to_le_bytes());
+            h.update(&e.lineage.peer.0);
             h.update(&e.version.ts.0.to_le_bytes());
             h.update(&e.version.peer.0);
             h.update(&[e.tombstone as u8]);
@@ -278,33 +393,125 @@ impl Catalog {
         *h.finalize().as_bytes()
     }
 
-    /// Drop tombstones every member has acked; returns their names.
+    /// Drop tombstones every member has acked; returns their keys.
     ///
     /// `members` must be every peer that has not left for good, dead or suspect ones included:
     /// a peer away during the removal would otherwise bring the track back when it returns.
     /// An empty set prunes nothing, since "everyone acked" would then be vacuously true.
-    pub fn prune_tombstones(&mut self, members: &BTreeSet<PeerId>) -> Vec<String> {
+    pub fn prune_tombstones(&mut self, members: &BTreeSet<PeerId>) -> Vec<EntryKey> {
         if members.is_empty() {
             return Vec::new();
         }
-        let done: Vec<String> = self
+        let done: Vec<EntryKey> = self
             .entries
-            .values()
-            .filter(|e| e.tombstone && members.is_subset(&e.tombstone_acks))
-            .map(|e| e.name.clone())
+            .iter()
+            .filter(|(_, e)| e.tombstone && members.is_subset(&e.tombstone_acks))
+            .map(|(k, _)| k.clone())
             .collect();
-        for name in &done {
-            self.entries.remove(name);
+        for key in &done {
+            self.entries.remove(key);
         }
         done
     }
 
-    /// Blobs some live track still needs; a blob can be shared by several names, so a blob
-    /// may only be deleted when no live entry at all refers to it.
+    /// Blobs some live track still needs, its cover included; a blob can be shared by several
+    /// names, so a blob may only be deleted when no live entry at all refers to it.
     pub fn referenced_hashes(&self) -> BTreeSet<[u8; 32]> {
-        self.live().map(|e| e.hash).collect()
+        self.live()
+            .flat_map(|e| std::iter::once(e.hash).chain(e.cover.map(|c| c.hash)))
+            .collect()
+    }
+
+    fn shown_entry(&self, key: &EntryKey) -> Option<&CatalogEntry> {
+        self.renamed.get(key).or_else(|| self.entries.get(key))
+    }
+
+    fn has_live(&self, name: &str) -> bool {
+        self.lineages(name).any(|(_, e)| !e.tombstone)
+    }
+
+    /// Recompute the shown names of `name`'s entries, and of the name it may be a suffixed
+    /// form of: whether `X (2)` exists decides what `X`'s later push is shown as.
+    fn reshow(&mut self, name: &str) {
+        self.reshow_one(name);
+        if let Some(parent) = suffix_parent(name) {
+            let parent = parent.to_string();
+            self.reshow_one(&parent);
+        }
+    }
+
+    fn reshow_one(&mut self, name: &str) {
+        let keys: Vec<EntryKey> = self.lineages(name).map(|(k, _)| k.clone()).collect();
+        for k in &keys {
+            let was = match self.renamed.remove(k) {
+                Some(copy) => copy.name,
+                None => name.to_string(),
+            };
+            if self.shown.get(&was) == Some(k) {
+                self.shown.remove(&was);
+            }
+        }
+        let live: Vec<&EntryKey> = keys
+            .iter()
+            .filter(|k| self.entries.get(*k).is_some_and(|e| !e.tombstone))
+            .collect();
+        let names = shown_names(name, live.len(), |n| self.has_live(n));
+        for (key, shown) in live.into_iter().zip(names) {
+            if shown != name
+                && let Some(e) = self.entries.get(key)
+            {
+                let mut copy = e.clone();
+                copy.name = shown.clone();
+                self.renamed.insert(key.clone(), copy);
+            }
+            self.shown.insert(shown, key.clone());
+        }
     }
 }
+
+/// The names `count` live lineages pushed under `name` are shown as, earliest first: the
+/// first keeps `name`, the others take `name (2)`, `name (3)`… passing over any such name
+/// that a track was pushed under itself.
+pub fn shown_names(name: &str, count: usize, pushed: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut out = Vec::with_capacity(count);
+    if count == 0 {
+        return out;
+    }
+    out.push(name.to_string());
+    let mut n = 2u64;
+    while out.len() < count {
+        let candidate = suffixed(name, n);
+        n += 1;
+        if !pushed(&candidate) {
+            out.push(candidate);
+        }
+    }
+    out
+}
+
+/// `name (n)`: how a clash is told apart.
+pub fn suffixed(name: &str, n: u64) -> String {
+    format!("{name} ({n})")
+}
+
+/// `X` for a name of the form `X (n)` with n ≥ 2, as [`suffixed`] writes it.
+pub fn suffix_parent(name: &str) -> Option<&str> {
+    let inner = name.strip_suffix(')')?;
+    let open = inner.rfind(" (")?;
+    let digits = &inner[open + 2..];
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    (canonical && digits != "1").then(|| &name[..open])
+}
+
+/// The database key of an entry: its name, a unit separator (never in a valid name), then
+/// its lineage.
+pub fn db_key(key: &EntryKey) -> String {
+    format!("{}{KEY_SEPARATOR}{:016x}{}", key.0, key.1.ts.0, key.1.peer)
+}
+
+pub const KEY_SEPARATOR: char = '\u{1f}';
 
 /// The longest track name, in bytes.
 pub const MAX_NAME_BYTES: usize = 200;
@@ -379,6 +586,14 @@ pub fn validate_entry(e: &CatalogEntry) -> Result<(), String> {
     if e.chunk_hashes.len() as u64 != e.size.div_ceil(CHUNK_SIZE as u64) {
         return Err("chunk hashes do not cover the track".into());
     }
+    if e.lineage > e.version {
+        return Err("its lineage is newer than its version".into());
+    }
+    if e.cover
+        .is_some_and(|c| c.size == 0 || c.size > MAX_COVER_BYTES)
+    {
+        return Err("cover size out of range".into());
+    }
     e.tags.check()?;
     if e.pushed_by.len() > 64
         || e.pushed_by
@@ -388,6 +603,19 @@ pub fn validate_entry(e: &CatalogEntry) -> Result<(), String> {
         return Err("pusher name is not a peer name".into());
     }
     Ok(())
+}
+
+/// Checks a blob a peer asks us to store: a track's (see [`validate_entry`]) or a cover's,
+/// which is one piece of at most [`MAX_COVER_BYTES`] checked by its own hash.
+pub fn validate_blob_entry(e: &CatalogEntry) -> Result<(), String> {
+    let cover_form = e.size > 0
+        && e.size <= MAX_COVER_BYTES as u64
+        && e.chunk_size as u64 == e.size
+        && e.chunk_hashes == [e.hash];
+    if cover_form {
+        return Ok(());
+    }
+    validate_entry(e)
 }
 
 /// Per-chunk BLAKE3 hashes of a whole buffer. Panics if `chunk_size` is 0.
@@ -505,6 +733,10 @@ pub(crate) fn sample_entry(name: &str) -> CatalogEntry {
             ts: Timestamp::new(1, 0),
             peer: PeerId([1; 32]),
         },
+        lineage: Version {
+            ts: Timestamp::new(1, 0),
+            peer: PeerId([1; 32]),
+        },
         tombstone: false,
         tombstone_acks: BTreeSet::new(),
         tags: TrackTags::default(),
@@ -522,22 +754,47 @@ mod tests {
         PeerId([n; 32])
     }
 
+    fn v(ms: u64, by: u8) -> Version {
+        Version {
+            ts: Timestamp::new(ms, 0),
+            peer: peer(by),
+        }
+    }
+
+    /// A fresh push: its own lineage.
     fn entry(name: &str, ms: u64, by: u8) -> CatalogEntry {
         CatalogEntry {
-            version: Version {
-                ts: Timestamp::new(ms, 0),
-                peer: peer(by),
-            },
+            version: v(ms, by),
+            lineage: v(ms, by),
             ..sample_entry(name)
         }
     }
 
-    fn tombstone(name: &str, ms: u64, by: u8, acks: &[u8]) -> CatalogEntry {
+    /// A later write (a replace) in the lineage of the push at `(lms, lby)`.
+    fn rewrite(name: &str, (lms, lby): (u64, u8), ms: u64, by: u8) -> CatalogEntry {
+        CatalogEntry {
+            lineage: v(lms, lby),
+            ..entry(name, ms, by)
+        }
+    }
+
+    /// The removal of the push at `lineage`.
+    fn tombstone(name: &str, lineage: (u64, u8), ms: u64, by: u8, acks: &[u8]) -> CatalogEntry {
         CatalogEntry {
             tombstone: true,
             tombstone_acks: acks.iter().map(|&a| peer(a)).collect(),
-            ..entry(name, ms, by)
+            ..rewrite(name, lineage, ms, by)
         }
+    }
+
+    fn shown_keys(c: &Catalog) -> Vec<(String, Version)> {
+        c.live().map(|e| (e.name.clone(), e.lineage)).collect()
+    }
+
+    fn shown(c: &Catalog) -> Vec<(String, u64)> {
+        c.live()
+            .map(|e| (e.name.clone(), e.lineage.ts.ms()))
+            .collect()
     }
 
     #[test]
@@ -601,8 +858,8 @@ mod tests {
 
     #[test]
     fn equal_versions_union_acks() {
-        let a = tombstone("song", 10, 1, &[1, 2]);
-        let b = tombstone("song", 10, 1, &[3]);
+        let a = tombstone("song", (5, 1), 10, 1, &[1, 2]);
+        let b = tombstone("song", (5, 1), 10, 1, &[3]);
         let m = merge(Some(&a), &b);
         assert!(m.changed);
         assert_eq!(m.winner.tombstone_acks.len(), 3);
@@ -610,32 +867,94 @@ mod tests {
     }
 
     #[test]
-    fn tombstone_beats_older_entry_and_newer_push_beats_tombstone() {
+    fn tombstone_beats_older_write_of_its_lineage_and_a_new_push_lives_beside_it() {
         let mut c = Catalog::new();
         assert!(c.apply(entry("song", 10, 1)));
-        assert!(c.apply(tombstone("song", 20, 2, &[])));
+        assert!(c.apply(tombstone("song", (10, 1), 20, 2, &[])));
         assert_eq!(c.live().count(), 0);
+        assert!(c.get("song").is_none());
         assert!(c.referenced_hashes().is_empty());
         assert!(
-            !c.apply(entry("song", 15, 1)),
+            !c.apply(rewrite("song", (10, 1), 15, 1)),
             "stale write must not resurrect"
         );
         assert!(c.apply(entry("song", 30, 1)));
-        assert_eq!(c.live().count(), 1);
+        assert_eq!(shown(&c), vec![("song".into(), 30)]);
+        assert_eq!(c.newest_version_at("song"), Some(v(30, 1)));
+    }
+
+    #[test]
+    fn concurrent_pushes_of_one_name_both_stay_the_later_shown_with_a_suffix() {
+        let mut c = Catalog::new();
+        c.apply(entry("song", 20, 2));
+        c.apply(entry("song", 10, 1));
+        assert_eq!(
+            shown(&c),
+            vec![("song".into(), 10), ("song (2)".into(), 20)]
+        );
+        let later = c.get("song (2)").unwrap();
+        assert_eq!((later.name.as_str(), later.version), ("song (2)", v(20, 2)));
+        assert_eq!(c.stored("song (2)").unwrap().name, "song");
+        assert!(
+            c.all().all(|e| e.name == "song"),
+            "the wire form keeps the pushed name"
+        );
+        // A replace of the later keeps its place and its suffix.
+        c.apply(rewrite("song", (20, 2), 40, 3));
+        assert_eq!(c.get("song (2)").unwrap().version, v(40, 3));
+        // A track pushed as "song (2)" itself takes that name; the clash moves on to (3).
+        c.apply(entry("song (2)", 50, 1));
+        assert_eq!(
+            shown(&c),
+            vec![
+                ("song".into(), 10),
+                ("song (2)".into(), 50),
+                ("song (3)".into(), 20)
+            ]
+        );
+        // Removing the earlier gives the name to the one left.
+        c.apply(tombstone("song", (10, 1), 60, 1, &[]));
+        assert_eq!(
+            shown(&c),
+            vec![("song".into(), 20), ("song (2)".into(), 50)]
+        );
+        assert_eq!(c.get("song").unwrap().name, "song");
+        c.apply(tombstone("song (2)", (50, 1), 70, 1, &[]));
+        c.apply(entry("song", 80, 4));
+        assert_eq!(
+            shown(&c),
+            vec![("song".into(), 20), ("song (2)".into(), 80)]
+        );
+    }
+
+    #[test]
+    fn suffix_names_parse_back() {
+        assert_eq!(suffix_parent("a (2)"), Some("a"));
+        assert_eq!(suffix_parent("a (b) (12)"), Some("a (b)"));
+        assert_eq!(suffix_parent("a (1)"), None);
+        assert_eq!(suffix_parent("a (02)"), None);
+        assert_eq!(suffix_parent("a ()"), None);
+        assert_eq!(suffix_parent("a"), None);
+        assert_eq!(suffix_parent(&suffixed("x", 7)), Some("x"));
+        assert_eq!(
+            shown_names("x", 3, |n| n == "x (2)"),
+            ["x", "x (3)", "x (4)"]
+        );
     }
 
     #[test]
     fn prune_waits_for_every_member() {
         let mut c = Catalog::new();
-        c.apply(tombstone("gone", 5, 1, &[1]));
+        c.apply(tombstone("gone", (1, 1), 5, 1, &[1]));
         c.apply(entry("kept", 5, 1));
         let members: BTreeSet<_> = [peer(1), peer(2)].into();
+        let gone = ("gone".to_string(), v(1, 1));
         assert!(c.prune_tombstones(&members).is_empty());
-        assert!(c.ack_tombstone("gone", peer(2)));
-        assert!(!c.ack_tombstone("gone", peer(2)));
-        assert!(!c.ack_tombstone("kept", peer(2)));
+        assert!(c.ack_tombstone(&gone, peer(2)));
+        assert!(!c.ack_tombstone(&gone, peer(2)));
+        assert!(!c.ack_tombstone(&("kept".to_string(), v(5, 1)), peer(2)));
         assert!(c.prune_tombstones(&BTreeSet::new()).is_empty());
-        assert_eq!(c.prune_tombstones(&members), vec!["gone".to_string()]);
+        assert_eq!(c.prune_tombstones(&members), vec![gone]);
         assert_eq!(c.all().count(), 1);
     }
 
@@ -644,26 +963,31 @@ mod tests {
         let mut a = Catalog::new();
         let mut b = Catalog::new();
         assert_eq!(a.digest(), b.digest());
-        a.apply(tombstone("x", 1, 1, &[1]));
+        a.apply(tombstone("x", (1, 1), 1, 1, &[1]));
         assert_ne!(a.digest(), b.digest());
-        b.apply(tombstone("x", 1, 1, &[]));
+        b.apply(tombstone("x", (1, 1), 1, 1, &[]));
         assert_ne!(a.digest(), b.digest(), "a missing ack must show");
-        b.apply(tombstone("x", 1, 1, &[1]));
+        b.apply(tombstone("x", (1, 1), 1, 1, &[1]));
         assert_eq!(a.digest(), b.digest());
-        assert_eq!(a.max_version(), Some(entry("x", 1, 1).version));
+        assert_eq!(a.max_version(), Some(v(1, 1)));
     }
 
     #[test]
-    fn referenced_hashes_shared_blob() {
+    fn referenced_hashes_shared_blob_and_covers() {
         let mut c = Catalog::new();
         let a = entry("a", 1, 1);
         c.apply(a.clone());
+        let cover = CoverRef {
+            hash: [9; 32],
+            size: 10,
+        };
         c.apply(CatalogEntry {
             name: "b".into(),
+            cover: Some(cover),
             ..a.clone()
         });
-        c.apply(tombstone("a", 2, 1, &[]));
-        assert_eq!(c.referenced_hashes(), [a.hash].into());
+        c.apply(tombstone("a", (1, 1), 2, 1, &[]));
+        assert_eq!(c.referenced_hashes(), [a.hash, cover.hash].into());
     }
 
     #[test]
@@ -779,18 +1103,23 @@ mod tests {
     /// common, which is where merge bugs hide.
     fn arb_entry() -> impl Strategy<Value = CatalogEntry> {
         (
-            prop::sample::select(vec!["a", "b", "c"]),
-            0u64..4,
+            prop::sample::select(vec!["a", "b", "a (2)"]),
+            0u64..3,
+            0u8..2,
+            0u64..3,
             0u8..3,
             any::<bool>(),
             prop::collection::btree_set(0u8..4, 0..3),
             0u8..2,
         )
-            .prop_map(|(name, ms, by, dead, acks, variant)| {
+            .prop_map(|(name, lms, lby, later, by, dead, acks, variant)| {
+                let lineage = (lms, lby);
+                let ms = lms + later;
+                let by = if later == 0 { lby.max(by) } else { by };
                 let mut e = if dead {
-                    tombstone(name, ms, by, &acks.into_iter().collect::<Vec<_>>())
+                    tombstone(name, lineage, ms, by, &acks.into_iter().collect::<Vec<_>>())
                 } else {
-                    entry(name, ms, by)
+                    rewrite(name, lineage, ms, by)
                 };
                 // Same version, different content: a peer that lost its clock state.
                 e.size += variant as u64;
@@ -838,6 +1167,9 @@ mod tests {
             prop_assert_eq!(&l, &a);
             prop_assert_eq!(&r, &a);
             prop_assert_eq!(l.digest(), a.digest());
+            // The names shown are a function of the entries, not of their arrival order.
+            prop_assert_eq!(shown_keys(&l), shown_keys(&a));
+            prop_assert_eq!(shown_keys(&fold(&shuffled)), shown_keys(&a));
         }
     }
 }

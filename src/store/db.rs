@@ -71,17 +71,21 @@ impl Db {
     }
 
     pub fn load_catalog<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
-        self.load_catalog_with(|b| postcard::from_bytes(b).ok())
+        self.load_catalog_with(|_, b| postcard::from_bytes(b).ok())
     }
 
-    /// Every catalog row that `decode` understands (older layouts included).
-    pub fn load_catalog_with<T>(&self, decode: impl Fn(&[u8]) -> Option<T>) -> Result<Vec<T>> {
+    /// Every catalog row that `decode` understands from its key and value (older layouts
+    /// included).
+    pub fn load_catalog_with<T>(
+        &self,
+        decode: impl Fn(&str, &[u8]) -> Option<T>,
+    ) -> Result<Vec<T>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(CATALOG)?;
         let mut out = Vec::new();
         for row in t.iter()? {
-            let (_, v) = row?;
-            if let Some(x) = decode(v.value()) {
+            let (k, v) = row?;
+            if let Some(x) = decode(k.value(), v.value()) {
                 out.push(x);
             }
         }

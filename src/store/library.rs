@@ -172,7 +172,7 @@ pub fn albums<'a>(
         slot.duration_s += e.duration_s;
         slot.year = slot.year.or(e.tags.year);
         if slot.cover.is_none() {
-            slot.cover = e.cover.map(|h| super::blobs::hex(&h));
+            slot.cover = e.cover.map(|c| super::blobs::hex(&c.hash));
         }
     }
     by.into_values().collect()

@@ -4,11 +4,11 @@
 pub mod blob_sink;
 pub mod blobs;
 pub mod catalog;
-pub mod catalog_v1;
 pub mod db;
 pub mod db_writer;
 pub mod disk;
 pub mod fsutil;
 pub mod library;
+pub mod old_catalog;
 pub mod repair;
 pub mod track_tags;
