@@ -142,3 +142,31 @@ fn a_stream_subcommand_on_a_terminal_shows_the_now_playing_line() {
     assert!(p.child.wait().unwrap().success(), "{}", p.text());
     assert!(p.text().contains("from a"), "{}", p.text());
 }
+
+#[test]
+fn import_on_a_terminal_shows_one_bar_of_files_and_bytes() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("a", &base.path().join("a"), None);
+    let music = base.path().join("music");
+    std::fs::create_dir_all(&music).unwrap();
+    for f in ["tone.wav", "tone.flac", "tagged.ogg"] {
+        std::fs::copy(fixture(f), music.join(f)).unwrap();
+    }
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--data-dir").arg(&a.dir).arg("import").arg(&music);
+    let mut p = Pty::spawn(cmd);
+    p.wait_for("imported 3 of 3 files", 0)
+        .unwrap_or_else(|| panic!("{}", p.text()));
+    assert!(p.child.wait().unwrap().success(), "{}", p.text());
+    let text = p.text();
+    assert!(text.contains("imported 3 of 3 files"), "{text}");
+    assert!(
+        text.contains("files 1/3") || text.contains("files 2/3"),
+        "{text}"
+    );
+    assert!(text.contains("KiB/"), "the bar counts bytes too: {text}");
+    assert!(
+        !text.contains(" 0 B/"),
+        "the bar does not start over after each file's line: {text}"
+    );
+}

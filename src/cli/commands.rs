@@ -17,6 +17,8 @@ pub enum Line {
     Err(String),
     /// Progress of a long command: done, total bytes (a terminal shows a bar).
     Progress(u64, u64),
+    /// Progress of an import: files done, files, bytes done, bytes.
+    ImportProgress(u64, u64, u64, u64),
     /// Raw bytes for the client's stdout (`get -o -`), base64 on the wire.
     Data(String),
     Exit(i32),
@@ -350,13 +352,25 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
         PeerCmd::Import { paths, dry_run } => {
             let paths: Vec<_> = paths.iter().map(|p| resolve(cwd, p)).collect();
             let o = out.clone();
+            let bar = out.clone();
             let report = node
-                .import(&paths, dry_run, move |path, outcome, done, total| {
-                    if let Some(line) = library_view::import_line(path, outcome, dry_run) {
-                        o.out(line);
-                    }
-                    o.progress(done, total);
-                })
+                .import(
+                    &paths,
+                    dry_run,
+                    move |path, outcome| {
+                        if let Some(line) = library_view::import_line(path, outcome, dry_run) {
+                            o.out(line);
+                        }
+                    },
+                    move |p| {
+                        let _ = bar.tx.send(Line::ImportProgress(
+                            p.files_done,
+                            p.files,
+                            p.bytes_done,
+                            p.bytes,
+                        ));
+                    },
+                )
                 .await?;
             out.out(library_view::import_summary(&report, dry_run));
             if let Some(why) = report.stopped {

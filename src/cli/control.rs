@@ -302,26 +302,26 @@ async fn run_request(path: &Path, data_dir: &Path, cmd: PeerCmd, status_line: bo
         let line = serde_json::from_str::<Line>(&l)
             .map_err(|_| anyhow::anyhow!("the peer sent an unreadable reply"))?;
         let printed = match line {
-            Line::Out(s) => {
-                progress.clear();
-                writeln!(stdout, "{s}")
-            }
+            Line::Out(s) => progress.above(|| writeln!(stdout, "{s}")),
             Line::Data(b64) => {
                 let bytes = data_encoding::BASE64
                     .decode(b64.as_bytes())
                     .map_err(|_| anyhow::anyhow!("the peer sent unreadable data"))?;
                 stdout.write_all(&bytes)
             }
-            Line::Err(s) => {
-                progress.clear();
+            Line::Err(s) => progress.above(|| {
                 if status_line {
                     eprint!("\r\x1b[2K");
                 }
                 eprintln!("{s}");
                 Ok(())
-            }
+            }),
             Line::Progress(done, total) => {
                 progress.update(done, total);
+                Ok(())
+            }
+            Line::ImportProgress(files_done, files, done, total) => {
+                progress.update_files(files_done, files, done, total);
                 Ok(())
             }
             Line::Exit(code) => {

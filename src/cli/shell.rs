@@ -186,6 +186,7 @@ async fn run_one(node: &Node, cmd: PeerCmd, cwd: &std::path::Path, printer: &Pri
                 }
             }
             Line::Progress(d, t) => progress.update(d, t),
+            Line::ImportProgress(fd, f, d, t) => progress.update_files(fd, f, d, t),
             Line::Exit(_) => {}
         }
     }

@@ -156,20 +156,30 @@ pub fn collect_files(roots: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>
     (files, problems)
 }
 
+/// How far an import is: files and bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportProgress {
+    pub files_done: u64,
+    pub files: u64,
+    pub bytes_done: u64,
+    pub bytes: u64,
+}
+
 impl Node {
-    /// Imports every file under `roots`. `on_file` hears each outcome as it happens and the
-    /// bytes done of the total.
+    /// Imports every file under `roots`. `on_file` hears each outcome as it happens;
+    /// `on_progress` hears files and bytes done, also while a file is being sent.
     pub async fn import(
         &self,
         roots: &[PathBuf],
         dry_run: bool,
-        on_file: impl Fn(&Path, &ImportOutcome, u64, u64) + Send + Sync,
+        on_file: impl Fn(&Path, &ImportOutcome) + Send + Sync,
+        on_progress: impl Fn(ImportProgress) + Send + Sync,
     ) -> Result<ImportReport> {
         let (files, problems) = collect_files(roots);
         let mut report = ImportReport::default();
         for (p, why) in problems {
             let o = ImportOutcome::Failed { why };
-            on_file(&p, &o, 0, 0);
+            on_file(&p, &o);
             report.files.push((p, o));
         }
         let sizes: Vec<u64> = files
@@ -207,21 +217,37 @@ impl Node {
                         ImportOutcome::Failed { why }
                     }
                 }
-                Ok(p) => match self.import_one(p, dry_run, &mut planned).await {
-                    Ok(o) => o,
-                    Err(ImportStop(why)) => {
-                        report.stopped = Some(format!(
-                            "network full: {imported} of {count} imported; offer more capacity ({why})"
-                        ));
-                        break;
+                Ok(p) => {
+                    let at = |sent: u64, _: u64| {
+                        on_progress(ImportProgress {
+                            files_done: i as u64 - 1,
+                            files: count as u64,
+                            bytes_done: done + sent.min(size),
+                            bytes: total,
+                        })
+                    };
+                    match self.import_one(p, dry_run, &mut planned, at).await {
+                        Ok(o) => o,
+                        Err(ImportStop(why)) => {
+                            report.stopped = Some(format!(
+                                "network full: {imported} of {count} imported; offer more capacity ({why})"
+                            ));
+                            break;
+                        }
                     }
-                },
+                }
             };
             if matches!(outcome, ImportOutcome::Imported { .. }) {
                 imported += 1;
             }
             done += size;
-            on_file(&path, &outcome, done, total);
+            on_file(&path, &outcome);
+            on_progress(ImportProgress {
+                files_done: i as u64,
+                files: count as u64,
+                bytes_done: done,
+                bytes: total,
+            });
             report.files.push((path, outcome));
         }
         feeder.abort();
@@ -233,6 +259,7 @@ impl Node {
         p: PreparedFile,
         dry_run: bool,
         planned: &mut HashSet<String>,
+        progress: impl Fn(u64, u64) + Send + Sync,
     ) -> Result<ImportOutcome, ImportStop> {
         let existing = self
             .state()
@@ -256,7 +283,7 @@ impl Node {
             return Ok(ImportOutcome::Imported { name, warnings });
         }
         let want = self.replicas().min(self.alive_count());
-        match self.store_prepared(&name, p, false, |_, _| {}).await {
+        match self.store_prepared(&name, p, false, progress).await {
             Ok(pushed) if pushed.holders.len() >= want => Ok(ImportOutcome::Imported {
                 name: pushed.name,
                 warnings,

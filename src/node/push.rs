@@ -141,8 +141,18 @@ impl Node {
                 }
             }
         }
-        let key = self.apply_own_write(entry, replaced.is_none())?;
-        let shown = self.settle_name(&key).await;
+        let mut key = self.apply_own_write(entry, replaced.is_none())?;
+        let mut shown = self.settle_name(&key).await;
+        // Pushed at the same time as an earlier push of the name: make the suffix this
+        // track's own name, so it stays what its pusher was told even after the other goes.
+        // Rarely more than once (only if the suffixed name is itself pushed meanwhile).
+        for _ in 0..4 {
+            if shown == key.0 {
+                break;
+            }
+            key = self.rename_own(&key, &shown)?;
+            shown = self.settle_name(&key).await;
+        }
         Ok(Pushed {
             holders: confirmed,
             name: shown,
@@ -280,6 +290,47 @@ impl Node {
         let stored = stored.ok_or_else(|| anyhow!("the catalog refused '{}'", key.0))?;
         self.persist_and_pass_on(vec![stored], None);
         Ok(key)
+    }
+
+    /// Moves our entry at `key` to a new lineage under `to`, and removes it at `key`, in one
+    /// step under the lock.
+    fn rename_own(&self, key: &EntryKey, to: &str) -> Result<EntryKey> {
+        let me = self.id();
+        let (new_key, writes) = {
+            let mut st = self.state();
+            let Some(old) = st.catalog.by_key(key).cloned() else {
+                bail!("'{}' vanished while it was being renamed", key.0);
+            };
+            let version = Version {
+                ts: st.hlc.now(now_ms()),
+                peer: me,
+            };
+            let moved = CatalogEntry {
+                name: to.to_string(),
+                version,
+                lineage: version,
+                ..old.clone()
+            };
+            let gone = CatalogEntry {
+                version: Version {
+                    ts: st.hlc.now(now_ms()),
+                    peer: me,
+                },
+                tombstone: true,
+                tombstone_acks: BTreeSet::from([me]),
+                ..old
+            };
+            let new_key = moved.key();
+            st.catalog.apply(moved);
+            st.catalog.apply(gone);
+            let writes: Vec<CatalogEntry> = [&new_key, key]
+                .into_iter()
+                .filter_map(|k| st.catalog.by_key(k).cloned())
+                .collect();
+            (new_key, writes)
+        };
+        self.persist_and_pass_on(writes, None);
+        Ok(new_key)
     }
 
     /// Asks every live peer to merge our new entry and answer with what it holds under the
