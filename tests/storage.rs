@@ -697,3 +697,75 @@ async fn a_cover_is_stored_once_on_r_peers_and_follows_a_leaving_holder() {
     assert_eq!(blake3::hash(&picture).to_hex().to_string(), hex);
     leave_all(&rest).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_importing_one_folder_at_once_store_each_track_once() {
+    use meff::node::ImportOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(&["a", "b", "c"], dir.path(), 2, Duration::from_secs(600)).await;
+    let music = dir.path().join("music");
+    std::fs::create_dir_all(&music).unwrap();
+    let files = [
+        "tone.mp3",
+        "tone.flac",
+        "tone.ogg",
+        "tone.wav",
+        "tagged.mp3",
+    ];
+    for f in files {
+        std::fs::copy(fixture(f), music.join(f)).unwrap();
+    }
+    let roots = vec![music.clone()];
+    let (r0, r1) = tokio::join!(
+        nodes[0].import(&roots, false, |_, _| {}, |_| {}),
+        nodes[1].import(&roots, false, |_, _| {}, |_| {}),
+    );
+    let (r0, r1) = (r0.unwrap(), r1.unwrap());
+    // Per file: imported by exactly one of the two, already in the network for the other.
+    for f in files {
+        let outcome = |r: &meff::node::ImportReport| {
+            r.files
+                .iter()
+                .find(|(p, _)| p.file_name().unwrap() == f)
+                .map(|(_, o)| o.clone())
+                .unwrap()
+        };
+        let both = [outcome(&r0), outcome(&r1)];
+        let imported = both
+            .iter()
+            .filter(|o| matches!(o, ImportOutcome::Imported { .. }))
+            .count();
+        let duplicate = both
+            .iter()
+            .filter(|o| matches!(o, ImportOutcome::Duplicate { .. }))
+            .count();
+        assert_eq!((imported, duplicate), (1, 1), "{f}: {both:?}");
+    }
+    // Every peer lists each content once, under one name, on R peers; no blob twice.
+    let converged = wait_for(Duration::from_secs(10), || {
+        nodes.iter().all(|n| {
+            let ls = n.ls();
+            let hashes: std::collections::BTreeSet<_> = ls.iter().map(|t| &t.hash).collect();
+            ls.len() == files.len()
+                && hashes.len() == files.len()
+                && ls.iter().all(|t| t.replicas == 2)
+        })
+    })
+    .await;
+    assert!(converged.is_some(), "{:#?}", nodes[2].ls());
+    let blobs: usize = nodes
+        .iter()
+        .map(|n| {
+            std::fs::read_dir(n.data_dir().join("blobs"))
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().is_file())
+                .count()
+        })
+        .sum();
+    assert_eq!(
+        blobs,
+        (files.len() + 1) * 2,
+        "5 tracks and one cover, R = 2 each"
+    );
+    leave_all(&nodes).await;
+}

@@ -284,6 +284,9 @@ impl Node {
         }
         let want = self.replicas().min(self.alive_count());
         match self.store_prepared(&name, p, false, progress).await {
+            Ok(pushed) if pushed.already_there => Ok(ImportOutcome::Duplicate {
+                existing: pushed.name,
+            }),
             Ok(pushed) if pushed.holders.len() >= want => Ok(ImportOutcome::Imported {
                 name: pushed.name,
                 warnings,

@@ -31,6 +31,9 @@ pub struct Pushed {
     /// The name the track is shown under: the one pushed, or `NAME (2)` when another peer
     /// pushed the same name at the same time and its push orders first.
     pub name: String,
+    /// The same content was pushed under the same name at the same time and that push
+    /// orders first: this one was withdrawn and `name` is the other's.
+    pub already_there: bool,
 }
 
 impl Node {
@@ -150,12 +153,23 @@ impl Node {
             if shown == key.0 {
                 break;
             }
+            // The same content pushed at the same time under the same name (two friends
+            // importing one folder): one track, not two; ours goes, the earlier stays.
+            if let Some(earlier) = self.earlier_same_content(&key) {
+                self.withdraw_own(&key);
+                return Ok(Pushed {
+                    holders: confirmed,
+                    name: earlier,
+                    already_there: true,
+                });
+            }
             key = self.rename_own(&key, &shown)?;
             shown = self.settle_name(&key).await;
         }
         Ok(Pushed {
             holders: confirmed,
             name: shown,
+            already_there: false,
         })
     }
 
@@ -292,6 +306,35 @@ impl Node {
         Ok(key)
     }
 
+    /// The shown name of an earlier live push under our entry's name with the same content.
+    fn earlier_same_content(&self, key: &EntryKey) -> Option<String> {
+        let st = self.state();
+        let ours = st.catalog.by_key(key)?;
+        let (earlier, _) = st
+            .catalog
+            .lineages(&key.0)
+            .find(|(k, e)| k.1 < key.1 && !e.tombstone && e.hash == ours.hash)?;
+        st.catalog.shown_name(earlier).map(str::to_string)
+    }
+
+    /// Removes our own entry at `key`.
+    fn withdraw_own(&self, key: &EntryKey) {
+        let me = self.id();
+        let gone = {
+            let mut st = self.state();
+            let Some(old) = st.catalog.by_key(key).cloned() else {
+                return;
+            };
+            let gone = old.removed(Version {
+                ts: st.hlc.now(now_ms()),
+                peer: me,
+            });
+            st.catalog.apply(gone);
+            st.catalog.by_key(key).cloned()
+        };
+        self.persist_and_pass_on(gone.into_iter().collect(), None);
+    }
+
     /// Moves our entry at `key` to a new lineage under `to`, and removes it at `key`, in one
     /// step under the lock.
     fn rename_own(&self, key: &EntryKey, to: &str) -> Result<EntryKey> {
@@ -311,15 +354,10 @@ impl Node {
                 lineage: version,
                 ..old.clone()
             };
-            let gone = CatalogEntry {
-                version: Version {
-                    ts: st.hlc.now(now_ms()),
-                    peer: me,
-                },
-                tombstone: true,
-                tombstone_acks: BTreeSet::from([me]),
-                ..old
-            };
+            let gone = old.removed(Version {
+                ts: st.hlc.now(now_ms()),
+                peer: me,
+            });
             let new_key = moved.key();
             st.catalog.apply(moved);
             st.catalog.apply(gone);

@@ -539,17 +539,14 @@ impl Node {
 
     /// Deletes NAME network-wide; a track another peer pushed only with `force`.
     pub async fn remove_with(&self, name: &str, force: bool) -> Result<()> {
-        let mut entry = self.stored_entry(name)?;
+        let entry = self.stored_entry(name)?;
         if !force && let Some(who) = self.pushed_by_another(name) {
             bail!("'{name}' was pushed by {who}; remove it with --force");
         }
-        let me = self.id();
-        entry.tombstone = true;
-        entry.version = Version {
+        let entry = entry.removed(Version {
             ts: self.state().hlc.now(now_ms()),
-            peer: me,
-        };
-        entry.tombstone_acks = BTreeSet::from([me]);
+            peer: self.id(),
+        });
         let hash = entry.hash;
         self.apply_catalog(vec![entry], None);
         let still_used = self.state().catalog.live().any(|e| e.hash == hash);

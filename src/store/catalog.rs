@@ -181,6 +181,16 @@ impl CatalogEntry {
     pub fn key(&self) -> EntryKey {
         (self.name.clone(), self.lineage)
     }
+
+    /// The tombstone that removes this entry, written by `version.peer` at `version`.
+    pub fn removed(self, version: Version) -> CatalogEntry {
+        CatalogEntry {
+            version,
+            tombstone: true,
+            tombstone_acks: BTreeSet::from([version.peer]),
+            ..self
+        }
+    }
 }
 
 /// What [`merge`] decided.
