@@ -769,3 +769,70 @@ async fn two_peers_importing_one_folder_at_once_store_each_track_once() {
     );
     leave_all(&nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_after_it_was_read_is_refused_everywhere_and_nothing_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(&["a", "b"], dir.path(), 2, Duration::from_secs(600)).await;
+    let file = dir.path().join("edited.wav");
+    std::fs::copy(fixture("tone.wav"), &file).unwrap();
+    let prepared = meff::node::prepare_file(&file).await.unwrap();
+    // Edited in place after it was hashed: same size, other samples.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n - 4000..] {
+        *b ^= 0x55;
+    }
+    std::fs::write(&file, &bytes).unwrap();
+    let err = nodes[0]
+        .store_prepared("edited", prepared, meff::node::PushMode::New, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("changed while it was being stored"),
+        "{err:#}"
+    );
+    for n in &nodes {
+        assert!(n.ls().is_empty(), "{}", n.name());
+        let blobs = std::fs::read_dir(n.data_dir().join("blobs"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_file())
+            .count();
+        assert_eq!(
+            blobs,
+            0,
+            "{} kept a blob that is not what its name says",
+            n.name()
+        );
+    }
+    // An import goes on past unreadable and empty files, with an outcome for each.
+    let music = dir.path().join("music");
+    std::fs::create_dir_all(&music).unwrap();
+    std::fs::copy(fixture("tone.ogg"), music.join("ok.ogg")).unwrap();
+    std::fs::write(music.join("empty.flac"), b"").unwrap();
+    std::os::unix::fs::symlink(music.join("gone.mp3"), music.join("dangling.mp3")).unwrap();
+    let report = nodes[1]
+        .import(&[music], false, |_, _| {}, |_| {})
+        .await
+        .unwrap();
+    let outcome = |f: &str| {
+        report
+            .files
+            .iter()
+            .find(|(p, _)| p.file_name().unwrap() == f)
+            .map(|(_, o)| o.clone())
+            .unwrap_or_else(|| panic!("no outcome for {f}: {report:?}"))
+    };
+    use meff::node::ImportOutcome;
+    assert!(matches!(outcome("ok.ogg"), ImportOutcome::Imported { .. }));
+    assert!(matches!(
+        outcome("empty.flac"),
+        ImportOutcome::NotAudio { .. }
+    ));
+    assert!(matches!(
+        outcome("dangling.mp3"),
+        ImportOutcome::Failed { .. }
+    ));
+    assert!(report.stopped.is_none());
+    leave_all(&nodes).await;
+}

@@ -20,6 +20,16 @@ pub struct PreparedFile {
     pub info: TrackInfo,
     pub digest: FileDigest,
     pub tags: FileTags,
+    /// When the file was last modified as it was read, to tell a file changed since.
+    pub modified: Option<std::time::SystemTime>,
+}
+
+/// Whether the file at `path` is no longer the one of `size` bytes last modified at `modified`.
+pub fn changed_since(path: &Path, size: u64, modified: Option<std::time::SystemTime>) -> bool {
+    match std::fs::metadata(path) {
+        Ok(m) => m.len() != size || m.modified().ok() != modified,
+        Err(_) => true,
+    }
 }
 
 /// One pass over the file, probing and hashing as it streams by: memory stays flat for any
@@ -34,6 +44,7 @@ pub async fn prepare_file(file: &Path) -> Result<PreparedFile> {
         bail!("{} is empty", file.display());
     }
     let path = file.to_path_buf();
+    let modified = meta.modified().ok();
     tokio::task::spawn_blocking(move || -> Result<PreparedFile> {
         let mut hasher = ChunkHasher::new(CHUNK_SIZE);
         let info = audio::scan_file(&path, |b| hasher.update(b))?;
@@ -43,6 +54,7 @@ pub async fn prepare_file(file: &Path) -> Result<PreparedFile> {
             info,
             digest: hasher.finish(),
             tags,
+            modified,
         })
     })
     .await
@@ -283,7 +295,10 @@ impl Node {
             return Ok(ImportOutcome::Imported { name, warnings });
         }
         let want = self.replicas().min(self.alive_count());
-        match self.store_prepared(&name, p, false, progress).await {
+        match self
+            .store_prepared(&name, p, super::push::PushMode::Import, progress)
+            .await
+        {
             Ok(pushed) if pushed.already_there => Ok(ImportOutcome::Duplicate {
                 existing: pushed.name,
             }),

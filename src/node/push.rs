@@ -1,7 +1,7 @@
 //! Pushing a track: its blob and cover to R peers, then its catalog entry, then a check with
 //! every live peer so the pusher knows the name the track ends up shown under.
 
-use super::import::PreparedFile;
+use super::import::{PreparedFile, changed_since};
 use super::storage::utc_minute;
 use super::{Node, now_ms};
 use crate::id::PeerId;
@@ -79,28 +79,25 @@ impl Node {
         for w in &prepared.tags.warnings {
             warn!("{}: {w}", file.display());
         }
-        self.store_prepared(name, prepared, replace, progress).await
+        let mode = if replace {
+            PushMode::Replace
+        } else {
+            PushMode::New
+        };
+        self.store_prepared(name, prepared, mode, progress).await
     }
 
-    /// Stores a probed and hashed file under NAME on R peers. With `replace`, a track shown
-    /// under NAME is replaced in place (it keeps its lineage); otherwise the push is a new
-    /// track, which concurrent pushes of the same name leave standing beside it.
-    pub(crate) async fn store_prepared(
+    /// Stores a file [`prepare_file`](super::prepare_file) read under NAME on R peers, as
+    /// `mode` says.
+    pub async fn store_prepared(
         &self,
         name: &str,
         prepared: PreparedFile,
-        replace: bool,
+        mode: PushMode,
         progress: impl Fn(u64, u64) + Send + Sync,
     ) -> Result<Pushed> {
-        let PreparedFile {
-            path,
-            info,
-            digest,
-            tags,
-        } = prepared;
-        let file = path.as_path();
         let me = self.id();
-        let replaced = replace
+        let replaced = (mode == PushMode::Replace)
             .then(|| self.state().catalog.stored(name).map(|e| e.key()))
             .flatten();
         // The version is set again when the entry is applied; this one only marks the
@@ -109,6 +106,13 @@ impl Node {
             ts: self.state().hlc.now(now_ms()),
             peer: me,
         };
+        let PreparedFile {
+            path,
+            info,
+            digest,
+            tags,
+            modified,
+        } = prepared;
         let mut entry = CatalogEntry {
             name: replaced.as_ref().map_or(name, |k| k.0.as_str()).to_string(),
             hash: digest.hash,
@@ -127,9 +131,19 @@ impl Node {
             cover: None,
             pushed_by: self.name().to_string(),
         };
-        let confirmed = self
-            .store_blob(&entry, BlobSource::File(file), &progress)
-            .await?;
+        let confirmed = match self
+            .store_blob(&entry, BlobSource::File(&path), &progress)
+            .await
+        {
+            Ok(c) => c,
+            // Every copy is checked against the hash, so a file edited since it was read is
+            // refused everywhere; say so rather than blame the peers.
+            Err(_) if changed_since(&path, entry.size, modified) => bail!(
+                "{} changed while it was being stored; nothing was kept, push it again",
+                path.display()
+            ),
+            Err(e) => return Err(e),
+        };
         if let Some(cover) = tags.cover.filter(|c| !c.data.is_empty()) {
             match self.store_cover(&cover.data).await {
                 Ok(c) => entry.cover = Some(c),
@@ -146,6 +160,18 @@ impl Node {
         }
         let mut key = self.apply_own_write(entry, replaced.is_none())?;
         let mut shown = self.settle_name(&key).await;
+        // An import skips content the network has: also content another peer imported at
+        // the same time under another name (the check's answers carry it).
+        if mode == PushMode::Import
+            && let Some(earlier) = self.earlier_same_content(&key, true)
+        {
+            self.withdraw_own(&key);
+            return Ok(Pushed {
+                holders: confirmed,
+                name: earlier,
+                already_there: true,
+            });
+        }
         // Pushed at the same time as an earlier push of the name: make the suffix this
         // track's own name, so it stays what its pusher was told even after the other goes.
         // Rarely more than once (only if the suffixed name is itself pushed meanwhile).
@@ -155,7 +181,7 @@ impl Node {
             }
             // The same content pushed at the same time under the same name (two friends
             // importing one folder): one track, not two; ours goes, the earlier stays.
-            if let Some(earlier) = self.earlier_same_content(&key) {
+            if let Some(earlier) = self.earlier_same_content(&key, false) {
                 self.withdraw_own(&key);
                 return Ok(Pushed {
                     holders: confirmed,
@@ -263,14 +289,21 @@ impl Node {
                 let mut w = node.inner.blobs.begin(&hash)?;
                 match source {
                     OwnedSource::File(path) => {
+                        // Checked as it is copied: the file may have changed since it was
+                        // hashed, and a blob must be what its name says.
                         let mut f = std::fs::File::open(&path)?;
+                        let mut hasher = blake3::Hasher::new();
                         let mut buf = vec![0u8; 1 << 20];
                         loop {
                             let n = f.read(&mut buf)?;
                             if n == 0 {
                                 break;
                             }
+                            hasher.update(&buf[..n]);
                             w.write(&buf[..n])?;
+                        }
+                        if *hasher.finalize().as_bytes() != hash {
+                            bail!("{} is not the file that was hashed", path.display());
                         }
                     }
                     OwnedSource::Bytes(bytes) => w.write(&bytes)?,
@@ -306,15 +339,20 @@ impl Node {
         Ok(key)
     }
 
-    /// The shown name of an earlier live push under our entry's name with the same content.
-    fn earlier_same_content(&self, key: &EntryKey) -> Option<String> {
+    /// The shown name of an earlier live push of our entry's content, under our entry's
+    /// name or, with `any_name`, under any.
+    fn earlier_same_content(&self, key: &EntryKey, any_name: bool) -> Option<String> {
         let st = self.state();
         let ours = st.catalog.by_key(key)?;
-        let (earlier, _) = st
-            .catalog
-            .lineages(&key.0)
-            .find(|(k, e)| k.1 < key.1 && !e.tombstone && e.hash == ours.hash)?;
-        st.catalog.shown_name(earlier).map(str::to_string)
+        let earlier = |(k, e): &(&EntryKey, &CatalogEntry)| {
+            k.1 < key.1 && !e.tombstone && e.hash == ours.hash
+        };
+        let (found, _) = if any_name {
+            st.catalog.keyed().find(earlier)?
+        } else {
+            st.catalog.lineages(&key.0).find(earlier)?
+        };
+        st.catalog.shown_name(found).map(str::to_string)
     }
 
     /// Removes our own entry at `key`.
@@ -442,18 +480,37 @@ impl Node {
         send: &mut quinn::SendStream,
     ) -> Result<()> {
         validate_entry(&entry).map_err(|e| anyhow!(e))?;
-        let name = entry.name.clone();
+        let (name, hash) = (entry.name.clone(), entry.hash);
         self.apply_catalog(vec![entry], Some(peer));
-        let entries: Vec<CatalogEntry> = self
-            .state()
-            .catalog
-            .lineages(&name)
-            .map(|(_, e)| e.clone())
-            .collect();
+        // Also what holds the same content under other names, for an import's check.
+        let entries: Vec<CatalogEntry> = {
+            let st = self.state();
+            st.catalog
+                .lineages(&name)
+                .map(|(_, e)| e)
+                .chain(
+                    st.catalog
+                        .all()
+                        .filter(|e| e.hash == hash && e.name != name),
+                )
+                .cloned()
+                .collect()
+        };
         frame::write_frame(send, &Msg::Catalog(entries)).await?;
         let _ = send.finish();
         Ok(())
     }
+}
+
+/// What a push does with the name it is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushMode {
+    /// A new track (a name already shown is refused before, by the caller).
+    New,
+    /// Replaces the track shown under the name, which keeps its place and lineage.
+    Replace,
+    /// A new track from an import: content the network already has is not stored twice.
+    Import,
 }
 
 /// Where a blob's bytes come from.

@@ -368,6 +368,11 @@ impl Catalog {
         self.shown.values().filter_map(|k| self.shown_entry(k))
     }
 
+    /// Every entry with its key, tombstones too.
+    pub fn keyed(&self) -> impl Iterator<Item = (&EntryKey, &CatalogEntry)> {
+        self.entries.iter()
+    }
+
     /// Every entry including tombstones, as pushed: what anti-entropy sends.
     pub fn all(&self) -> impl Iterator<Item = &CatalogEntry> {
         self.entries.values()
