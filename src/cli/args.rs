@@ -215,6 +215,9 @@ pub enum PeerCmd {
         /// Play this artist's tracks (with --album: that artist's album of that title).
         #[arg(long, value_name = "ARTIST")]
         artist: Option<String>,
+        /// Play this playlist, in its order.
+        #[arg(long, value_name = "PLAYLIST")]
+        playlist: Option<String>,
         /// Play the queue in a random order.
         #[arg(long)]
         shuffle: bool,
@@ -240,6 +243,11 @@ pub enum PeerCmd {
         /// Print the queue as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Playlists shared by the whole network.
+    Playlist {
+        #[command(subcommand)]
+        action: PlaylistAction,
     },
     /// Seek in what plays: `1:30`, `90` (seconds), `+10` or `-10` (from where it is).
     #[command(allow_hyphen_values = true)]
@@ -391,6 +399,34 @@ mod tests {
         assert!(matches!(l.cmd, PeerCmd::Down));
         assert!(ShellLine::try_parse_from(["frobnicate"]).is_err());
     }
+}
+
+#[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]
+pub enum PlaylistAction {
+    /// List the playlists, or the entries of one.
+    Ls {
+        /// The playlist to show (default: all of them, with their lengths).
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an empty playlist.
+    Create { name: String },
+    /// Append tracks to a playlist (made if it does not exist).
+    Add {
+        name: String,
+        #[arg(required = true)]
+        tracks: Vec<String>,
+    },
+    /// Remove the entries naming these tracks; with no tracks, delete the playlist.
+    Rm { name: String, tracks: Vec<String> },
+    /// Move the entry at position FROM to position TO (counting from 1).
+    Mv {
+        name: String,
+        from: usize,
+        to: usize,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone, Serialize, Deserialize)]

@@ -250,6 +250,7 @@ fn reads_catalog(cmd: &PeerCmd) -> bool {
             | PeerCmd::Remove { .. }
             | PeerCmd::Stream { .. }
             | PeerCmd::Play { .. }
+            | PeerCmd::Playlist { .. }
     )
 }
 
@@ -429,10 +430,12 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
                 out.out(library_view::album_lines(&albums).join("\n"));
             }
         }
+        PeerCmd::Playlist { action } => super::playlist_view::run(node, action, out)?,
         PeerCmd::Stream {
             names,
             album,
             artist,
+            playlist,
             shuffle,
             repeat,
             output,
@@ -441,7 +444,13 @@ async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), 
             let start = std::time::Instant::now();
             let output = resolve_output(cwd, &output)?;
             let json = stats_format(stats.as_deref())?;
-            let tracks = if album.is_some() || artist.is_some() {
+            let tracks = if let Some(p) = &playlist {
+                let found = node.playlist_tracks(p)?;
+                if found.is_empty() {
+                    return Err(CmdError::failed(format!("playlist '{p}' is empty")));
+                }
+                names.into_iter().chain(found).collect()
+            } else if album.is_some() || artist.is_some() {
                 let found = node.tracks_for(album.as_deref(), artist.as_deref());
                 if found.is_empty() {
                     return Err(CmdError::failed(match (&album, &artist) {

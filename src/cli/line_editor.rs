@@ -29,8 +29,8 @@ const PROMPT: &str = "meff> ";
 /// Commands the shell knows, for completion.
 const COMMANDS: &[&str] = &[
     "albums", "artists", "down", "exit", "get", "help", "import", "invite", "ls", "next", "pause",
-    "peers", "play", "prev", "push", "queue", "remove", "resume", "seek", "status", "stop",
-    "stream", "volume",
+    "peers", "play", "playlist", "prev", "push", "queue", "remove", "resume", "seek", "status",
+    "stop", "stream", "volume",
 ];
 
 /// Commands whose arguments are track names.
@@ -42,6 +42,12 @@ struct ShellHelper {
 
 fn quoted(s: &str) -> String {
     shell_words::quote(s).into_owned()
+}
+
+impl ShellHelper {
+    fn playlist_names(&self) -> Vec<String> {
+        self.node.playlists().into_iter().map(|p| p.name).collect()
+    }
 }
 
 impl Completer for ShellHelper {
@@ -68,7 +74,15 @@ impl Completer for ShellHelper {
                 .into_iter()
                 .map(|a| a.album)
                 .collect(),
+            [.., "--playlist"] => self.playlist_names(),
             ["queue"] => vec!["add".to_string(), "clear".to_string()],
+            ["playlist"] => ["add", "create", "ls", "mv", "rm"]
+                .map(str::to_string)
+                .to_vec(),
+            ["playlist", "ls" | "add" | "rm" | "mv"] => self.playlist_names(),
+            ["playlist", "add" | "rm", _, ..] => {
+                self.node.ls().into_iter().map(|t| t.name).collect()
+            }
             ["queue", "add", ..] => self.node.ls().into_iter().map(|t| t.name).collect(),
             [cmd, ..] if TAKES_TRACK.contains(cmd) => {
                 self.node.ls().into_iter().map(|t| t.name).collect()

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod control;
 pub mod library_view;
 pub mod line_editor;
+pub mod playlist_view;
 pub mod progress;
 pub mod shell;
 

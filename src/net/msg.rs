@@ -3,12 +3,13 @@
 use crate::id::PeerId;
 use crate::mesh::membership::MemberRecord;
 use crate::store::catalog::CatalogEntry;
+use crate::store::playlists::PlaylistItem;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// 2: member records say whether the peer's disk is full.
 /// 3: catalog entries carry a lineage (concurrent pushes of one name both stay) and a stored
-/// cover; a pusher checks its new entry against every peer's (`CatalogCheck`).
+/// cover; a pusher checks its new entry against every peer's (`CatalogCheck`); playlists.
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The one line both sides of a version mismatch print: both versions, and who must upgrade.
@@ -112,6 +113,10 @@ pub enum Msg {
     CatalogCheck {
         entry: Box<CatalogEntry>,
     },
+    /// Playlist items that changed, or all of them after a digest mismatch.
+    Playlists(Vec<PlaylistItem>),
+    /// Anti-entropy: the digest of the sender's playlists.
+    PlaylistDigest([u8; 32]),
 }
 
 const KB: usize = 1024;
@@ -144,6 +149,8 @@ impl Msg {
             Msg::RelayReady => 17,
             Msg::PunchNow { .. } => 18,
             Msg::CatalogCheck { .. } => 19,
+            Msg::Playlists(_) => 20,
+            Msg::PlaylistDigest(_) => 21,
         }
     }
 
@@ -169,6 +176,8 @@ impl Msg {
             Msg::RelayReady => "relay-ready",
             Msg::PunchNow { .. } => "punch-now",
             Msg::CatalogCheck { .. } => "catalog-check",
+            Msg::Playlists(_) => "playlists",
+            Msg::PlaylistDigest(_) => "playlist-digest",
         }
     }
 
@@ -195,6 +204,8 @@ impl Msg {
             17 => 16,
             18 => 128,
             19 => 8 * KB * KB,
+            20 => 64 * KB * KB,
+            21 => 64,
             _ => return None,
         })
     }

@@ -16,7 +16,7 @@ pub(crate) const MAX_QUEUED: usize = 256;
 struct Queue {
     ordered: VecDeque<Msg>,
     /// Members, CatalogDigest, Holdings: the latest of each.
-    snapshots: [Option<Msg>; 3],
+    snapshots: [Option<Msg>; 4],
     closed: bool,
 }
 
@@ -72,6 +72,7 @@ fn snapshot_slot(msg: &Msg) -> Option<usize> {
         Msg::Members(_) => Some(0),
         Msg::CatalogDigest(_) => Some(1),
         Msg::Holdings(_) => Some(2),
+        Msg::PlaylistDigest(_) => Some(3),
         _ => None,
     }
 }

@@ -207,9 +207,11 @@ impl Node {
                 self.handle_punch(peer, target, addr);
                 Ok(())
             }
-            Msg::Catalog(_) | Msg::CatalogDigest(_) | Msg::Holdings(_) => {
-                self.handle_storage_control(peer, msg)
-            }
+            Msg::Catalog(_)
+            | Msg::CatalogDigest(_)
+            | Msg::Holdings(_)
+            | Msg::Playlists(_)
+            | Msg::PlaylistDigest(_) => self.handle_storage_control(peer, msg),
             other => bail!("unexpected {} on the control stream", other.name()),
         }
     }

@@ -273,12 +273,12 @@ impl Node {
         planned: &mut HashSet<String>,
         progress: impl Fn(u64, u64) + Send + Sync,
     ) -> Result<ImportOutcome, ImportStop> {
-        let existing = self
-            .state()
-            .catalog
-            .live()
-            .find(|e| e.hash == p.digest.hash)
-            .map(|e| e.name.clone());
+        let existing = {
+            let st = self.state();
+            st.catalog
+                .live_with_hash(&p.digest.hash)
+                .find_map(|k| st.catalog.shown_name(k).map(str::to_string))
+        };
         if let Some(existing) = existing {
             return Ok(ImportOutcome::Duplicate { existing });
         }

@@ -14,6 +14,7 @@ pub use push::{PushMode, Pushed};
 mod introduce;
 mod listen;
 mod lock;
+mod playlist;
 pub mod push;
 pub mod queue;
 mod range_reader;
@@ -120,6 +121,7 @@ pub(crate) struct State {
     pub members_dirty: bool,
     pub leaving: bool,
     pub catalog: Catalog,
+    pub playlists: crate::store::playlists::Playlists,
     pub hlc: Hlc,
     /// What other peers told us they hold.
     pub holdings: HashMap<PeerId, BTreeSet<Hash>>,
@@ -294,8 +296,13 @@ impl Node {
                 }
             }
         }
+        let mut playlists = crate::store::playlists::Playlists::new();
+        for item in db.load_playlists::<crate::store::playlists::PlaylistItem>()? {
+            playlists.apply(item);
+        }
         let hlc = catalog
             .max_version()
+            .max(playlists.all().map(|i| i.moved).max())
             .map(|v| Hlc::resume(v.ts))
             .unwrap_or_default();
         let mut live = Liveness::new(cfg.liveness);
@@ -341,6 +348,7 @@ impl Node {
                     members_dirty: true,
                     leaving: false,
                     catalog,
+                    playlists,
                     hlc,
                     holdings: HashMap::new(),
                     held,

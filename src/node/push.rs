@@ -347,10 +347,13 @@ impl Node {
         let earlier = |(k, e): &(&EntryKey, &CatalogEntry)| {
             k.1 < key.1 && !e.tombstone && e.hash == ours.hash
         };
-        let (found, _) = if any_name {
-            st.catalog.keyed().find(earlier)?
+        let found = if any_name {
+            st.catalog
+                .live_with_hash(&ours.hash)
+                .filter(|k| k.1 < key.1)
+                .min_by_key(|k| k.1)?
         } else {
-            st.catalog.lineages(&key.0).find(earlier)?
+            st.catalog.lineages(&key.0).find(earlier)?.0
         };
         st.catalog.shown_name(found).map(str::to_string)
     }

@@ -18,7 +18,7 @@ use tracing::warn;
 
 /// How long a freshly stored blob is safe from repair while its catalog entry travels.
 const PROTECT_FOR: Duration = Duration::from_secs(60);
-const MAX_CLOCK_SKEW_MS: u64 = 3_600_000;
+pub(super) const MAX_CLOCK_SKEW_MS: u64 = 3_600_000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
@@ -303,6 +303,8 @@ impl Node {
         };
         self.send_to(peer, Msg::CatalogDigest(digest));
         self.send_to(peer, Msg::Holdings(held));
+        let playlists = self.state().playlists.digest();
+        self.send_to(peer, Msg::PlaylistDigest(playlists));
     }
 
     /// Anti-entropy for the catalog and holdings, run every few seconds.
@@ -316,6 +318,8 @@ impl Node {
         };
         self.broadcast(Msg::CatalogDigest(digest), None);
         self.broadcast(Msg::Holdings(held), None);
+        let playlists = self.state().playlists.digest();
+        self.broadcast(Msg::PlaylistDigest(playlists), None);
         self.prune_tombstones();
     }
 
@@ -363,6 +367,17 @@ impl Node {
             }
             Msg::Holdings(hs) => {
                 self.state().holdings.insert(peer, hs.into_iter().collect());
+            }
+            Msg::Playlists(items) => self.apply_playlists(items, Some(peer)),
+            Msg::PlaylistDigest(d) => {
+                let all = {
+                    let st = self.state();
+                    (st.playlists.digest() != d)
+                        .then(|| st.playlists.all().cloned().collect::<Vec<_>>())
+                };
+                if let Some(all) = all {
+                    self.send_to(peer, Msg::Playlists(all));
+                }
             }
             other => bail!("unexpected {} on the control stream", other.name()),
         }

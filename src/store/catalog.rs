@@ -10,7 +10,7 @@ use super::track_tags::TrackTags;
 use crate::id::PeerId;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
 /// A hybrid logical clock reading: 48 bits of Unix milliseconds, then a 16-bit counter.
@@ -272,6 +272,8 @@ pub struct Catalog {
     /// Live entries shown under another name than their own, as copies carrying the shown
     /// name (rare: only the later of concurrent pushes).
     renamed: BTreeMap<EntryKey, CatalogEntry>,
+    /// Live entries by content, so "is this file in the network already" is no scan.
+    by_hash: HashMap<[u8; 32], BTreeSet<EntryKey>>,
     /// Bumped on every change: what tells a cached index it is stale.
     generation: u64,
 }
@@ -283,11 +285,11 @@ impl PartialEq for Catalog {
     }
 }
 
-const VERSION_MIN: Version = Version {
+pub(crate) const VERSION_MIN: Version = Version {
     ts: Timestamp(0),
     peer: PeerId([0; 32]),
 };
-const VERSION_MAX: Version = Version {
+pub(crate) const VERSION_MAX: Version = Version {
     ts: Timestamp(u64::MAX),
     peer: PeerId([u8::MAX; 32]),
 };
@@ -308,6 +310,20 @@ impl Catalog {
         let key = e.key();
         let outcome = merge(self.entries.get(&key), &e);
         if outcome.changed {
+            if let Some(old) = self.entries.get(&key).filter(|o| !o.tombstone)
+                && let Some(keys) = self.by_hash.get_mut(&old.hash)
+            {
+                keys.remove(&key);
+                if keys.is_empty() {
+                    self.by_hash.remove(&old.hash);
+                }
+            }
+            if !outcome.winner.tombstone {
+                self.by_hash
+                    .entry(outcome.winner.hash)
+                    .or_default()
+                    .insert(key.clone());
+            }
             self.entries.insert(key.clone(), outcome.winner);
             self.generation += 1;
             self.reshow(&key.0);
@@ -368,9 +384,9 @@ impl Catalog {
         self.shown.values().filter_map(|k| self.shown_entry(k))
     }
 
-    /// Every entry with its key, tombstones too.
-    pub fn keyed(&self) -> impl Iterator<Item = (&EntryKey, &CatalogEntry)> {
-        self.entries.iter()
+    /// The keys of the live entries holding the blob `hash`, earliest name and lineage first.
+    pub fn live_with_hash(&self, hash: &[u8; 32]) -> impl Iterator<Item = &EntryKey> {
+        self.by_hash.get(hash).into_iter().flatten()
     }
 
     /// Every entry including tombstones, as pushed: what anti-entropy sends.

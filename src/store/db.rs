@@ -9,6 +9,7 @@ use std::path::Path;
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const MEMBERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("members");
 const CATALOG: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog");
+const PLAYLISTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("playlists");
 
 pub struct Db {
     db: Database,
@@ -30,6 +31,7 @@ impl Db {
         tx.open_table(META)?;
         tx.open_table(MEMBERS)?;
         tx.open_table(CATALOG)?;
+        tx.open_table(PLAYLISTS)?;
         tx.commit()?;
         Ok(Db { db })
     }
@@ -70,6 +72,10 @@ impl Db {
         self.load_all(MEMBERS)
     }
 
+    pub fn load_playlists<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.load_all(PLAYLISTS)
+    }
+
     pub fn load_catalog<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
         self.load_catalog_with(|_, b| postcard::from_bytes(b).ok())
     }
@@ -104,6 +110,7 @@ impl Db {
         {
             let mut catalog = tx.open_table(CATALOG)?;
             let mut members = tx.open_table(MEMBERS)?;
+            let mut playlists = tx.open_table(PLAYLISTS)?;
             for w in writes {
                 match w {
                     Write::Catalog { upserts, deletes } => {
@@ -117,6 +124,11 @@ impl Db {
                     Write::Members(rows) => {
                         for (k, v) in rows {
                             members.insert(k.as_slice(), v.as_slice())?;
+                        }
+                    }
+                    Write::Playlists(rows) => {
+                        for (k, v) in rows {
+                            playlists.insert(k.as_slice(), v.as_slice())?;
                         }
                     }
                     Write::ForgetMembers(keys) => {
@@ -140,6 +152,7 @@ pub enum Write {
         deletes: Vec<String>,
     },
     Members(Vec<(Vec<u8>, Vec<u8>)>),
+    Playlists(Vec<(Vec<u8>, Vec<u8>)>),
     ForgetMembers(Vec<Vec<u8>>),
 }
 
@@ -152,6 +165,14 @@ impl Write {
                 .collect::<Result<_>>()?,
             deletes: deletes.to_vec(),
         })
+    }
+
+    pub fn playlists<T: Serialize>(rows: &[(Vec<u8>, T)]) -> Result<Write> {
+        Ok(Write::Playlists(
+            rows.iter()
+                .map(|(k, v)| Ok((k.clone(), postcard::to_allocvec(v)?)))
+                .collect::<Result<_>>()?,
+        ))
     }
 
     pub fn members<T: Serialize>(rows: &[(Vec<u8>, T)]) -> Result<Write> {

@@ -10,5 +10,6 @@ pub mod disk;
 pub mod fsutil;
 pub mod library;
 pub mod old_catalog;
+pub mod playlists;
 pub mod repair;
 pub mod track_tags;
