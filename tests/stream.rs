@@ -64,7 +64,14 @@ async fn wait_listed(n: &Node, name: &str) {
 async fn streamed_output_equals_a_direct_decode_for_every_format() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = mesh(3, dir.path(), 2).await;
-    for file in ["tone.mp3", "tone.flac", "tone.ogg", "tone.wav", "tone.m4a"] {
+    for file in [
+        "tone.mp3",
+        "tone.flac",
+        "tone.ogg",
+        "tone.wav",
+        "tone.m4a",
+        "tone-moov-at-end.m4a",
+    ] {
         let name = format!("s-{file}");
         let holders = nodes[0]
             .push(&name, &fixture(file), |_, _| {})

@@ -350,10 +350,13 @@ impl Session {
             seekable: seekable.clone(),
         };
         // Seekable during the probe only when a seek needs it (an ogg reader finds the
-        // stream's end then, and cannot seek without it).
-        let probe_seekable = state.reopen_seekable.swap(false, Ordering::AcqRel);
-        seekable.store(probe_seekable, Ordering::Relaxed);
+        // stream's end then, and cannot seek without it), or for an MP4, whose index may
+        // follow the audio (its reader then fetches the index from the end first).
         let random_access = src.inner.random_access_len().is_some();
+        let mp4 = matches!(track.ext.as_deref(), Some("m4a" | "mp4"));
+        let probe_seekable =
+            state.reopen_seekable.swap(false, Ordering::AcqRel) || (mp4 && random_access);
+        seekable.store(probe_seekable, Ordering::Relaxed);
         let mss = MediaSourceStream::new(Box::new(src), Default::default());
         let opened = PacketSource::open(mss, track.ext.as_deref());
         seekable.store(true, Ordering::Relaxed);

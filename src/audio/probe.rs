@@ -40,7 +40,16 @@ pub fn probe_bytes(data: &[u8], ext_hint: Option<&str>) -> Result<TrackInfo> {
     if data.is_empty() {
         bail!("file is empty");
     }
+    if is_mp4(data) {
+        return guarded(|| probe_source(Box::new(Cursor::new(data.to_vec())), ext_hint));
+    }
     guarded(|| probe_reader(Cursor::new(data), ext_hint, data))
+}
+
+/// An MP4 (m4a) file: its index may follow the audio (ffmpeg's default), so it is probed
+/// seekable, as a stream of it is read (the reader fetches the index from the end first).
+fn is_mp4(head: &[u8]) -> bool {
+    head.get(4..8) == Some(b"ftyp")
 }
 
 /// Runs `f`, turning a panic inside a demuxer or decoder (hostile input) into an error.
@@ -63,13 +72,20 @@ fn probe_reader<R: Read + Send + Sync>(
     ext_hint: Option<&str>,
     head: &[u8],
 ) -> Result<TrackInfo> {
-    let mss = MediaSourceStream::new(Box::new(ReadOnlySource::new(reader)), Default::default());
+    if is_mp4(head) {
+        bail!("an MP4 is probed seekable");
+    }
+    probe_source(Box::new(ReadOnlySource::new(reader)), ext_hint)
+}
+
+/// The probe itself, over any source (seekable or not).
+fn probe_source<'a>(
+    source: Box<dyn symphonia::core::io::MediaSource + 'a>,
+    ext_hint: Option<&str>,
+) -> Result<TrackInfo> {
+    let mss = MediaSourceStream::new(source, Default::default());
     let mut src = match PacketSource::open(mss, ext_hint) {
         Ok(src) => src,
-        Err(_) if head.get(4..8) == Some(b"ftyp") => bail!(
-            "not streamable: the MP4 index (moov atom) is at the end of the file; \
-             remux it with `ffmpeg -i IN -c copy -movflags +faststart OUT`"
-        ),
         Err(e) => return Err(not_audio(e.reason())),
     };
     let mut buf = Vec::new();
@@ -150,6 +166,18 @@ pub fn scan_file(path: &Path, observe: impl FnMut(&[u8]) + Send + Sync) -> Resul
         bail!("{}: file is empty", path.display());
     }
     let ext = path.extension().and_then(|e| e.to_str());
+    if is_mp4(&head[..got]) {
+        // Probed seekable (its index may be at the end), then read once more for `observe`.
+        let probe_file = std::fs::File::open(path).map_err(cannot_read)?;
+        let info = guarded(|| probe_source(Box::new(probe_file), ext))
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let mut reader = ObservedReader {
+            inner: std::io::BufReader::with_capacity(1 << 20, file),
+            observe,
+        };
+        std::io::copy(&mut reader, &mut std::io::sink()).map_err(cannot_read)?;
+        return Ok(info);
+    }
     let mut reader = ObservedReader {
         inner: std::io::BufReader::with_capacity(1 << 20, file),
         observe,

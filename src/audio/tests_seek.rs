@@ -185,3 +185,26 @@ fn a_seek_past_the_end_plays_the_next_track_and_a_plain_stream_seeks_by_reading_
     let secs = stats.frames as f64 / 44_100.0;
     assert!((1.7..2.2).contains(&secs), "played {secs} s");
 }
+
+#[test]
+fn an_mp4_with_its_index_at_the_end_seeks_too() {
+    let data = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tone-moov-at-end.m4a"),
+    )
+    .unwrap();
+    let (rate, channels, whole) = decode_all(&data, Some("m4a")).unwrap();
+    let duration = whole.len() as f64 / (rate as f64 * channels as f64);
+    let to = duration / 2.0;
+    let (got, outcome) = seek_bytes_while_paused(data, "tone-moov-at-end.m4a", "m4a", to);
+    let SeekOutcome::Landed(at) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!((at - to).abs() <= 0.05, "landed at {at} for {to}");
+    // Output: what played before the seek, then the track from where it landed to its end.
+    let tail = (rate as usize / 4) * channels as usize;
+    let (g, w) = (&got[got.len() - tail..], &whole[whole.len() - tail..]);
+    let err: f64 = g.iter().zip(w).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+    let sig: f64 = w.iter().map(|&b| f64::from(b).powi(2)).sum();
+    assert!(10.0 * (sig / err.max(1e-12)).log10() > 20.0, "tail differs");
+}
