@@ -133,6 +133,7 @@ mod seeds {
             duration_s: 1.5,
             chunk_size: CHUNK_SIZE,
             chunk_hashes: chunk_hashes(&data, CHUNK_SIZE),
+            head_hashes: Vec::new(),
             version: Version {
                 ts: Timestamp::new(1_700_000_000_000, 0),
                 peer: PeerId([8; 32]),

@@ -337,6 +337,8 @@ async fn a_corrupt_holder_is_detected_and_the_fetch_goes_elsewhere() {
     let blob = bad.data_dir().join("blobs").join(&hash);
     let mut bytes = std::fs::read(&blob).unwrap();
     bytes[70_000] ^= 0xff;
+    // And one in the second 16 KiB piece of the first chunk, which a stream checks alone.
+    bytes[20_000] ^= 0xff;
     std::fs::write(&blob, &bytes).unwrap();
     for n in nodes.iter() {
         let out = dir.path().join(format!("{}.wav", n.name()));

@@ -6,7 +6,7 @@ use super::Node;
 use crate::id::PeerId;
 use crate::net::frame;
 use crate::net::msg::Msg;
-use crate::store::catalog::{CatalogEntry, verify_chunk};
+use crate::store::catalog::{CatalogEntry, HEAD_PIECE, verify_chunk, verify_head_piece};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -292,27 +292,23 @@ impl Node {
         }
         let chunk = entry.chunk_size as u64;
         let mut index = (*offset / chunk) as usize;
+        let first = chunk.min(entry.size);
+        if *offset < first
+            && !entry.head_hashes.is_empty()
+            && (*offset).is_multiple_of(HEAD_PIECE as u64)
+        {
+            match self
+                .first_chunk_in_pieces(entry, &mut recv, tx, offset)
+                .await?
+            {
+                Outcome::Done => index = 1,
+                other => return Ok(other),
+            }
+        }
         while *offset < entry.size {
             let want = (entry.size - *offset).min(chunk) as usize;
             let mut buf = vec![0u8; want];
-            // A stall is no progress at all, not a slow chunk: a friend on a thin uplink
-            // still counts as a source.
-            let mut filled = 0;
-            while filled < want {
-                match tokio::time::timeout(STALL, recv.read(&mut buf[filled..])).await {
-                    Ok(Ok(Some(n))) => filled += n,
-                    Ok(Ok(None)) => return Err(unreachable("source ended the stream early")),
-                    Ok(Err(quinn::ReadError::Reset(code)))
-                        if code.into_inner() == u64::from(RESET_CORRUPT) =>
-                    {
-                        return Err(SourceError::Corrupt(
-                            "the holder found its copy corrupt".into(),
-                        ));
-                    }
-                    Ok(Err(e)) => return Err(unreachable(e.to_string())),
-                    Err(_) => return Err(unreachable(format!("stalled for {STALL:?}"))),
-                }
-            }
+            read_exact_within(&mut recv, &mut buf).await?;
             if !verify_chunk(entry, index, &buf) {
                 return Err(SourceError::Corrupt(format!(
                     "chunk {index} does not match its hash"
@@ -327,4 +323,72 @@ impl Node {
         }
         Ok(Outcome::Done)
     }
+
+    /// The first chunk as head pieces of 16 KiB, each checked and handed on as it arrives:
+    /// on an 80 KB/s uplink the decoder starts after 0.2 s instead of 0.8 s. The whole chunk
+    /// is then checked against its chunk hash too, so an entry whose two lists disagree
+    /// cannot pass bytes the chunk hash would refuse beyond its first piece.
+    /// Starts at `offset` (a piece boundary inside the first chunk, after a failover) and
+    /// moves it on piece by piece, so a resume elsewhere never repeats a byte.
+    async fn first_chunk_in_pieces(
+        &self,
+        entry: &CatalogEntry,
+        recv: &mut quinn::RecvStream,
+        tx: &mpsc::Sender<Vec<u8>>,
+        offset: &mut u64,
+    ) -> Result<Outcome, SourceError> {
+        let first = (entry.chunk_size as u64).min(entry.size);
+        let from_start = *offset == 0;
+        let mut whole = Vec::with_capacity(if from_start { first as usize } else { 0 });
+        while *offset < first {
+            let want = (first - *offset).min(HEAD_PIECE as u64) as usize;
+            let mut buf = vec![0u8; want];
+            read_exact_within(recv, &mut buf).await?;
+            let piece = (*offset as usize) / HEAD_PIECE;
+            if !verify_head_piece(entry, piece, &buf) {
+                return Err(SourceError::Corrupt(format!(
+                    "head piece {piece} does not match its hash"
+                )));
+            }
+            if from_start {
+                whole.extend_from_slice(&buf);
+                if whole.len() as u64 == first && !verify_chunk(entry, 0, &whole) {
+                    return Err(SourceError::Corrupt(
+                        "chunk 0 does not match its hash".into(),
+                    ));
+                }
+            }
+            *offset += want as u64;
+            if tx.send(buf).await.is_err() {
+                let _ = recv.stop(0u32.into());
+                return Ok(Outcome::Cancelled);
+            }
+        }
+        Ok(Outcome::Done)
+    }
+}
+
+/// Fills `buf` from the stream. A stall is no progress at all, not a slow read: a friend on a
+/// thin uplink still counts as a source.
+async fn read_exact_within(
+    recv: &mut quinn::RecvStream,
+    buf: &mut [u8],
+) -> Result<(), SourceError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match tokio::time::timeout(STALL, recv.read(&mut buf[filled..])).await {
+            Ok(Ok(Some(n))) => filled += n,
+            Ok(Ok(None)) => return Err(unreachable("source ended the stream early")),
+            Ok(Err(quinn::ReadError::Reset(code)))
+                if code.into_inner() == u64::from(RESET_CORRUPT) =>
+            {
+                return Err(SourceError::Corrupt(
+                    "the holder found its copy corrupt".into(),
+                ));
+            }
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Err(_) => return Err(unreachable(format!("stalled for {STALL:?}"))),
+        }
+    }
+    Ok(())
 }

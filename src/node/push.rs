@@ -123,6 +123,7 @@ impl Node {
             duration_s: info.duration_s,
             chunk_size: CHUNK_SIZE,
             chunk_hashes: digest.chunk_hashes,
+            head_hashes: digest.head_hashes,
             version: provisional,
             lineage: replaced.as_ref().map_or(provisional, |k| k.1),
             tombstone: false,

@@ -192,7 +192,7 @@ impl Read for RangeReader {
             let want = pos / self.chunk() * self.chunk();
             let next = self.stream.as_ref().map(|s| s.next);
             let reads_through =
-                next.is_some_and(|n| want >= n && want - n <= READ_THROUGH_CHUNKS * self.chunk());
+                next.is_some_and(|n| pos >= n && pos - n <= READ_THROUGH_CHUNKS * self.chunk());
             if !reads_through {
                 if let Some(old) = self.stream.take() {
                     old.abort();

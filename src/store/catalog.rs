@@ -126,6 +126,7 @@ impl CoverRef {
             duration_s: 0.0,
             chunk_size: self.size.max(1),
             chunk_hashes: vec![self.hash],
+            head_hashes: Vec::new(),
             version,
             lineage: version,
             tombstone: false,
@@ -158,6 +159,9 @@ pub struct CatalogEntry {
     /// BLAKE3 of each `chunk_size` piece, so a streaming reader can check bytes before the
     /// decoder sees them instead of only after the whole file arrived.
     pub chunk_hashes: Vec<[u8; 32]>,
+    /// BLAKE3 of each [`HEAD_PIECE`] of the first chunk (or none), so a stream from a thin
+    /// uplink can hand its first bytes to the decoder after 16 KiB rather than 64 KiB.
+    pub head_hashes: Vec<[u8; 32]>,
     pub version: Version,
     /// The version of the push that created this track; a `--replace` or a removal keeps it.
     /// Writes of one lineage settle by last writer wins; different lineages under one name
@@ -252,6 +256,7 @@ fn content_cmp(a: &CatalogEntry, b: &CatalogEntry) -> Ordering {
         .then_with(|| a.duration_s.total_cmp(&b.duration_s))
         .then_with(|| a.chunk_size.cmp(&b.chunk_size))
         .then_with(|| a.chunk_hashes.cmp(&b.chunk_hashes))
+        .then_with(|| a.head_hashes.cmp(&b.head_hashes))
         .then_with(|| a.tombstone.cmp(&b.tombstone))
         .then_with(|| a.cover.cmp(&b.cover))
 }
@@ -617,6 +622,9 @@ pub fn validate_entry(e: &CatalogEntry) -> Result<(), String> {
     if e.chunk_hashes.len() as u64 != e.size.div_ceil(CHUNK_SIZE as u64) {
         return Err("chunk hashes do not cover the track".into());
     }
+    if !e.head_hashes.is_empty() && e.head_hashes.len() != head_piece_count(e) {
+        return Err("head hashes do not cover the first chunk".into());
+    }
     if e.lineage > e.version {
         return Err("its lineage is newer than its version".into());
     }
@@ -647,6 +655,30 @@ pub fn validate_blob_entry(e: &CatalogEntry) -> Result<(), String> {
         return Ok(());
     }
     validate_entry(e)
+}
+
+/// The pieces the first chunk is checked in when a stream starts.
+pub const HEAD_PIECE: usize = 16 * 1024;
+
+fn head_piece_count(e: &CatalogEntry) -> usize {
+    (e.size.min(e.chunk_size as u64) as usize).div_ceil(HEAD_PIECE)
+}
+
+/// The head piece hashes of a file starting with `first_chunk` (its first chunk, or all of a
+/// shorter file).
+pub fn head_hashes(first_chunk: &[u8]) -> Vec<[u8; 32]> {
+    first_chunk
+        .chunks(HEAD_PIECE)
+        .map(|p| *blake3::hash(p).as_bytes())
+        .collect()
+}
+
+/// Checks piece `i` of the first chunk against the entry's head hashes.
+pub fn verify_head_piece(entry: &CatalogEntry, i: usize, bytes: &[u8]) -> bool {
+    entry
+        .head_hashes
+        .get(i)
+        .is_some_and(|h| blake3::hash(bytes).as_bytes() == h)
 }
 
 /// Per-chunk BLAKE3 hashes of a whole buffer. Panics if `chunk_size` is 0.
@@ -685,6 +717,7 @@ pub struct FileDigest {
     pub hash: [u8; 32],
     pub size: u64,
     pub chunk_hashes: Vec<[u8; 32]>,
+    pub head_hashes: Vec<[u8; 32]>,
 }
 
 /// Hashes a file fed in arbitrary pieces, so a push can be hashed in the same pass that
@@ -697,6 +730,8 @@ pub struct ChunkHasher {
     in_chunk: u64,
     size: u64,
     chunk_hashes: Vec<[u8; 32]>,
+    /// The first chunk, kept for its head hashes (at most one chunk of memory).
+    head: Vec<u8>,
 }
 
 impl ChunkHasher {
@@ -710,10 +745,13 @@ impl ChunkHasher {
             in_chunk: 0,
             size: 0,
             chunk_hashes: Vec::new(),
+            head: Vec::new(),
         }
     }
 
     pub fn update(&mut self, mut data: &[u8]) {
+        let room = (self.chunk_size as usize).saturating_sub(self.head.len());
+        self.head.extend_from_slice(&data[..room.min(data.len())]);
         self.whole.update(data);
         self.size += data.len() as u64;
         while !data.is_empty() {
@@ -738,10 +776,17 @@ impl ChunkHasher {
         if self.in_chunk > 0 {
             self.chunk_hashes.push(*self.chunk.finalize().as_bytes());
         }
+        // Only worth it when a chunk is bigger than a head piece (not for covers).
+        let head_hashes = if self.chunk_size as usize > HEAD_PIECE {
+            head_hashes(&self.head)
+        } else {
+            Vec::new()
+        };
         FileDigest {
             hash: *self.whole.finalize().as_bytes(),
             size: self.size,
             chunk_hashes: self.chunk_hashes,
+            head_hashes,
         }
     }
 }
@@ -760,6 +805,7 @@ pub(crate) fn sample_entry(name: &str) -> CatalogEntry {
         duration_s: 1.5,
         chunk_size: CHUNK_SIZE,
         chunk_hashes: chunk_hashes(&data, CHUNK_SIZE),
+        head_hashes: head_hashes(&data),
         version: Version {
             ts: Timestamp::new(1, 0),
             peer: PeerId([1; 32]),
@@ -1128,6 +1174,40 @@ mod tests {
                 prop_assert!(verify_chunk(&e, i, piece));
             }
         }
+    }
+
+    #[test]
+    fn head_pieces_of_the_first_chunk_are_hashed_on_the_way() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut h = ChunkHasher::new(CHUNK_SIZE);
+        for part in data.chunks(10_000) {
+            h.update(part);
+        }
+        let d = h.finish();
+        assert_eq!(d.head_hashes.len(), CHUNK_SIZE as usize / HEAD_PIECE);
+        assert_eq!(d.head_hashes, head_hashes(&data[..CHUNK_SIZE as usize]));
+        let e = CatalogEntry {
+            size: d.size,
+            chunk_hashes: d.chunk_hashes,
+            head_hashes: d.head_hashes,
+            ..entry("x", 1, 1)
+        };
+        assert!(validate_entry(&e).is_ok());
+        assert!(verify_head_piece(&e, 1, &data[HEAD_PIECE..2 * HEAD_PIECE]));
+        assert!(!verify_head_piece(&e, 1, &data[..HEAD_PIECE]));
+        assert!(!verify_head_piece(&e, 4, &data[..HEAD_PIECE]));
+        let short = CatalogEntry {
+            head_hashes: vec![[0; 32]; 3],
+            ..e.clone()
+        };
+        assert!(
+            validate_entry(&short).is_err(),
+            "head hashes must cover chunk 0"
+        );
+        // A file shorter than a chunk: pieces of what there is.
+        let mut h = ChunkHasher::new(CHUNK_SIZE);
+        h.update(&data[..20_000]);
+        assert_eq!(h.finish().head_hashes, head_hashes(&data[..20_000]));
     }
 
     /// Small spaces on purpose: few names, clock values and peers make ties and conflicts

@@ -70,6 +70,7 @@ fn decode_old(bytes: &[u8]) -> Option<CatalogEntry> {
         duration_s: v1.duration_s,
         chunk_size: v1.chunk_size,
         chunk_hashes: v1.chunk_hashes,
+        head_hashes: Vec::new(),
         version: v1.version,
         // Older releases kept one entry per name: each is its own lineage.
         lineage: v1.version,
