@@ -2,7 +2,7 @@
 # Time to first audio when the only holder of a 320 kbps mp3 (ordinary ID3 tags, no picture)
 # uploads at 80 KB/s (`--upload-limit 80K`; the limiter sends 8 KiB pieces, so the cap holds
 # from the first byte). Two `meff up` processes on loopback; the listener offers no storage
-# (`--capacity 0`) so it never holds a copy. 20 runs of `meff stream --output null --stats
+# (`--capacity 1`: a weight of one byte against 10G) so it never holds a copy. 20 runs of `meff stream --output null --stats
 # json`, each stopped after 1.5 s; prints p50/p95 of `ttfa_ms`.
 #   bash benches/ttfa_thin.sh      (needs sox and lame: apt-get install -y sox lame)
 set -euo pipefail
@@ -25,14 +25,16 @@ pids+=($!)
 for _ in $(seq 1 100); do grep -q '^invite:' "$WORK/h.out" && break; sleep 0.1; done
 invite="$(sed -n 's/^invite: //p' "$WORK/h.out")"
 MEFF_DATA_DIR="$WORK/h" "$MEFF" push thin "$WORK/thin.mp3" >/dev/null
-"$MEFF" up --name listener --port 0 --bind 127.0.0.1 --replicas 1 --capacity 0 \
+"$MEFF" up --name listener --port 0 --bind 127.0.0.1 --replicas 1 --capacity 1 \
   --join "$invite" --data-dir "$WORK/l" >"$WORK/l.out" 2>"$WORK/l.log" &
 pids+=($!)
 for _ in $(seq 1 100); do
   MEFF_DATA_DIR="$WORK/l" "$MEFF" ls 2>/dev/null | grep -q '^thin ' && break; sleep 0.1
 done
-holders="$(MEFF_DATA_DIR="$WORK/l" "$MEFF" ls --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["holders"]))')"
-echo "holders of the track: $holders (the capped peer only)"
+holder_id="$(MEFF_DATA_DIR="$WORK/h" "$MEFF" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+holders="$(MEFF_DATA_DIR="$WORK/l" "$MEFF" ls --json | python3 -c 'import json,sys; print(",".join(json.load(sys.stdin)[0]["holders"]))')"
+[ "$holders" = "$holder_id" ] || { echo "the track is not on the capped peer alone: $holders"; exit 1; }
+echo "the only holder is the capped peer"
 
 : >"$WORK/ttfa"
 for i in $(seq 1 20); do

@@ -6,6 +6,7 @@ mod common;
 use common::process::{BIN, fixture, meff, up};
 use common::pty::Pty;
 use std::process::Command;
+use std::time::Duration;
 
 fn names_on(dir: &std::path::Path) -> Vec<String> {
     let (_, out, _) = meff(dir, &["ls", "--json"]);
@@ -169,4 +170,71 @@ fn import_on_a_terminal_shows_one_bar_of_files_and_bytes() {
         !text.contains(" 0 B/"),
         "the bar does not start over after each file's line: {text}"
     );
+}
+
+#[test]
+fn the_now_playing_line_updates_in_place_above_what_is_being_typed() {
+    let base = tempfile::tempdir().unwrap();
+    let a = up("a", &base.path().join("a"), None);
+    // A 20 s tone, so it is still playing while we type.
+    let long = base.path().join("long.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&long, spec).unwrap();
+    for i in 0..8000 * 20 {
+        let v = (i as f32 * 440.0 * std::f32::consts::TAU / 8000.0).sin();
+        w.write_sample((v * 8000.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let (code, _, err) = meff(&a.dir, &["push", "long", long.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--data-dir")
+        .arg(base.path().join("s"))
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "s",
+            "0",
+            a.invite.as_deref().unwrap(),
+        ])
+        .env("TERM", "xterm");
+    let mut sh = Pty::spawn(cmd);
+    let at = sh
+        .wait_for("meff> ", 0)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    sh.type_keys("stream long --output null\r");
+    let at = sh
+        .wait_for("playing long  0:0", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    // Type half a command and leave it there while the line ticks.
+    sh.type_keys("vol");
+    let typed_at = sh
+        .wait_for("vol", at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    std::thread::sleep(Duration::from_millis(2500));
+    let text = sh.text();
+    let after = &text[typed_at..];
+    // At least two redraws, each stepping up over the previous now-playing line.
+    let redraws = after.matches("\x1b[1A\r\x1b[2Kplaying long").count();
+    assert!(redraws >= 2, "{redraws} redraws in place: {after:?}");
+    assert!(
+        after.contains("vol 100"),
+        "the line shows the volume: {after:?}"
+    );
+    // After the last redraw the prompt comes back with what was typed, untouched.
+    let last = after.rfind("playing long").unwrap();
+    assert!(
+        after[last..].contains("meff> vol"),
+        "the typed input was not redrawn below the line: {after:?}"
+    );
+    // Finishing the command works: the input was never corrupted.
+    sh.type_keys("ume 50\r");
+    sh.wait_for("vol 50", typed_at)
+        .unwrap_or_else(|| panic!("{}", sh.text()));
+    sh.type_keys("stop\r");
 }

@@ -402,15 +402,7 @@ async fn concurrent_pushes_of_one_name_both_survive_and_the_later_is_renamed() {
         }
     }
     // Both blobs stay, each on R = 2 peers.
-    let total: usize = nodes
-        .iter()
-        .map(|n| {
-            std::fs::read_dir(n.data_dir().join("blobs"))
-                .unwrap()
-                .filter(|e| e.as_ref().unwrap().path().is_file())
-                .count()
-        })
-        .sum();
+    let total: usize = nodes.iter().map(blob_files).sum();
     assert_eq!(total, 4);
     // The renamed one is a track like any other: it plays back byte for byte and can go.
     let second = nodes[2]
@@ -636,6 +628,14 @@ async fn a_capacity_larger_than_the_disk_is_refused() {
     node.leave().await;
 }
 
+/// Files in a peer's blob store.
+fn blob_files(n: &Node) -> usize {
+    std::fs::read_dir(n.data_dir().join("blobs"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_file())
+        .count()
+}
+
 fn holders_of_blob(nodes: &[Node], hex: &str) -> usize {
     nodes
         .iter()
@@ -754,15 +754,7 @@ async fn two_peers_importing_one_folder_at_once_store_each_track_once() {
     })
     .await;
     assert!(converged.is_some(), "{:#?}", nodes[2].ls());
-    let blobs: usize = nodes
-        .iter()
-        .map(|n| {
-            std::fs::read_dir(n.data_dir().join("blobs"))
-                .unwrap()
-                .filter(|e| e.as_ref().unwrap().path().is_file())
-                .count()
-        })
-        .sum();
+    let blobs: usize = nodes.iter().map(blob_files).sum();
     assert_eq!(
         blobs,
         (files.len() + 1) * 2,
@@ -795,12 +787,8 @@ async fn a_file_changed_after_it_was_read_is_refused_everywhere_and_nothing_is_k
     );
     for n in &nodes {
         assert!(n.ls().is_empty(), "{}", n.name());
-        let blobs = std::fs::read_dir(n.data_dir().join("blobs"))
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().is_file())
-            .count();
         assert_eq!(
-            blobs,
+            blob_files(n),
             0,
             "{} kept a blob that is not what its name says",
             n.name()

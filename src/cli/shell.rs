@@ -8,6 +8,7 @@ use crate::node::Node;
 use clap::Parser;
 use rustyline::ExternalPrinter;
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -76,6 +77,8 @@ pub async fn run(node: Node) {
             _ = node.stopped() => return,
             l = source.next() => l,
         };
+        // What was typed now stands above the next prompt, not the now-playing line.
+        STATUS_ABOVE_PROMPT.store(false, Ordering::SeqCst);
         let line = match input {
             Input::Line(l) => l,
             Input::Refused(why) => {
@@ -149,18 +152,40 @@ pub async fn run(node: Node) {
     run_one(&node, PeerCmd::Down, &cwd, &None).await;
 }
 
+/// Whether the line right above the prompt is the now-playing line, so that the next one
+/// replaces it in place rather than scrolling a new one out.
+static STATUS_ABOVE_PROMPT: AtomicBool = AtomicBool::new(false);
+
 /// Prints a line above the prompt when there is a line editor, else to stdout/stderr.
 fn print_line(printer: &Printer, s: String, to_stderr: bool) {
     if let Some(p) = printer
         && let Ok(mut p) = p.lock()
         && p.print(format!("{s}\n")).is_ok()
     {
+        STATUS_ABOVE_PROMPT.store(false, Ordering::SeqCst);
         return;
     }
     if to_stderr {
         eprintln!("{s}");
     } else {
         println!("{s}");
+    }
+}
+
+/// Draws the now-playing line on its own line just above the prompt: the editor clears the
+/// prompt, we step up one line and overwrite the last now-playing line (when it is the one
+/// there), and the editor draws the prompt and what is being typed again below it.
+fn print_status(printer: &Printer, s: &str) {
+    let Some(p) = printer else { return };
+    let Ok(mut p) = p.lock() else { return };
+    let replace = STATUS_ABOVE_PROMPT.swap(true, Ordering::SeqCst);
+    let msg = if replace {
+        format!("\x1b[1A\r\x1b[2K{s}\n")
+    } else {
+        format!("{s}\n")
+    };
+    if p.print(msg).is_err() {
+        STATUS_ABOVE_PROMPT.store(false, Ordering::SeqCst);
     }
 }
 
@@ -199,7 +224,7 @@ async fn run_one(node: &Node, cmd: PeerCmd, cwd: &std::path::Path, printer: &Pri
 async fn now_playing_line(node: Node, printer: Printer) {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let mut shown = false;
-    let mut last: Option<(String, &'static str, String, u64)> = None;
+    let mut last: Option<String> = None;
     while let Some(np) = node.now_playing() {
         let st = np.control.status();
         let source = np
@@ -221,18 +246,24 @@ async fn now_playing_line(node: Node, printer: Printer) {
             })
             .unwrap_or_else(|| np.name.clone());
         let text = format!(
-            "{state} {what}  {}/{}  buffer {:>3.0}%  from {source}",
+            "{state} {what}  {}/{}  buffer {:>3.0}%  from {source}  vol {}",
             clock(st.elapsed_s),
             clock(st.duration_s),
-            st.buffer_fill * 100.0
+            st.buffer_fill * 100.0,
+            node.volume()
         );
         if printer.is_some() {
-            // Above the prompt, and only when something changed (or each half minute):
-            // the line being typed is never redrawn under the user's cursor by a tick.
-            let now = (np.name.clone(), state, source, st.elapsed_s as u64 / 30);
-            if last.as_ref() != Some(&now) {
-                print_line(&printer, text, true);
-                last = Some(now);
+            // Redrawn only when it changes (about once a second): each redraw also redraws
+            // the line being typed, which must not flicker four times a second. The buffer
+            // figure moves all the time, so it does not count as a change on its own.
+            let key = format!(
+                "{state} {what} {} {source} {}",
+                clock(st.elapsed_s),
+                node.volume()
+            );
+            if last.as_ref() != Some(&key) {
+                print_status(&printer, &text);
+                last = Some(key);
             }
         } else {
             eprint!("\r\x1b[2K{text}");
