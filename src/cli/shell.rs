@@ -178,6 +178,9 @@ fn print_line(printer: &Printer, s: String, to_stderr: bool) {
 fn print_status(printer: &Printer, s: &str) {
     let Some(p) = printer else { return };
     let Ok(mut p) = p.lock() else { return };
+    // One terminal row exactly: a line that wrapped would leave its first row behind when
+    // the next one steps up over it.
+    let s: String = s.chars().take(terminal_width().saturating_sub(1)).collect();
     let replace = STATUS_ABOVE_PROMPT.swap(true, Ordering::SeqCst);
     let msg = if replace {
         format!("\x1b[1A\r\x1b[2K{s}\n")
@@ -186,6 +189,20 @@ fn print_status(printer: &Printer, s: &str) {
     };
     if p.print(msg).is_err() {
         STATUS_ABOVE_PROMPT.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Columns of the terminal on stdout (80 when it cannot say).
+fn terminal_width() -> usize {
+    // SAFETY: an all-zero winsize is a valid value of this plain C struct.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ only writes a winsize into the struct we pass; on failure it
+    // returns -1 and leaves it as it was.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_col > 0 {
+        usize::from(ws.ws_col)
+    } else {
+        80
     }
 }
 
