@@ -161,28 +161,15 @@ impl Node {
         }
         let mut key = self.apply_own_write(entry, replaced.is_none())?;
         let mut shown = self.settle_name(&key).await;
-        // An import skips content the network has: also content another peer imported at
-        // the same time under another name (the check's answers carry it).
-        if mode == PushMode::Import
-            && let Some(earlier) = self.earlier_same_content(&key, true)
-        {
-            self.withdraw_own(&key);
-            return Ok(Pushed {
-                holders: confirmed,
-                name: earlier,
-                already_there: true,
-            });
-        }
-        // Pushed at the same time as an earlier push of the name: make the suffix this
-        // track's own name, so it stays what its pusher was told even after the other goes.
-        // Rarely more than once (only if the suffixed name is itself pushed meanwhile).
+        // Rarely more than one round (only if the suffixed name is itself pushed meanwhile).
         for _ in 0..4 {
-            if shown == key.0 {
-                break;
-            }
             // The same content pushed at the same time under the same name (two friends
-            // importing one folder): one track, not two; ours goes, the earlier stays.
-            if let Some(earlier) = self.earlier_same_content(&key, false) {
+            // importing one folder), or for an import under any name: one track, not two;
+            // ours goes, the earlier stays. The check's answers carry such entries.
+            let any_name = mode == PushMode::Import;
+            if (any_name || shown != key.0)
+                && let Some(earlier) = self.earlier_same_content(&key, any_name)
+            {
                 self.withdraw_own(&key);
                 return Ok(Pushed {
                     holders: confirmed,
@@ -190,6 +177,12 @@ impl Node {
                     already_there: true,
                 });
             }
+            if shown == key.0 {
+                break;
+            }
+            // Pushed at the same time as an earlier push of the name: make the suffix this
+            // track's own name, so it stays what its pusher was told even after the other
+            // goes.
             key = self.rename_own(&key, &shown)?;
             shown = self.settle_name(&key).await;
         }
@@ -290,21 +283,16 @@ impl Node {
                 let mut w = node.inner.blobs.begin(&hash)?;
                 match source {
                     OwnedSource::File(path) => {
-                        // Checked as it is copied: the file may have changed since it was
-                        // hashed, and a blob must be what its name says.
+                        // The writer's commit checks the bytes against `hash`: a file
+                        // changed since it was hashed is refused here too.
                         let mut f = std::fs::File::open(&path)?;
-                        let mut hasher = blake3::Hasher::new();
                         let mut buf = vec![0u8; 1 << 20];
                         loop {
                             let n = f.read(&mut buf)?;
                             if n == 0 {
                                 break;
                             }
-                            hasher.update(&buf[..n]);
                             w.write(&buf[..n])?;
-                        }
-                        if *hasher.finalize().as_bytes() != hash {
-                            bail!("{} is not the file that was hashed", path.display());
                         }
                     }
                     OwnedSource::Bytes(bytes) => w.write(&bytes)?,

@@ -104,7 +104,14 @@ impl Node {
         if offset > size {
             bail!("offset {offset} past the end ({size})");
         }
-        let entry = self.state().catalog.all().find(|e| e.hash == hash).cloned();
+        let entry = {
+            let st = self.state();
+            st.catalog
+                .live_with_hash(&hash)
+                .next()
+                .and_then(|k| st.catalog.by_key(k))
+                .cloned()
+        };
         frame::write_frame(send, &Msg::FetchOk { size }).await?;
         use tokio::io::AsyncSeekExt;
         file.seek(std::io::SeekFrom::Start(offset)).await?;
