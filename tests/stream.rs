@@ -332,6 +332,17 @@ async fn a_source_slower_than_the_bitrate_shows_as_underruns() {
     let holders = nodes[0].push("slow", &track, |_, _| {}).await.unwrap();
     let listener = nodes.iter().find(|n| !holders.contains(&n.id())).unwrap();
     wait_listed(listener, "slow").await;
+    // On a loaded machine the holder's holdings can trail its catalog entry: stream once the
+    // listener knows a live holder, so the figure is about the slow source, not gossip.
+    assert!(
+        wait_for(Duration::from_secs(10), || listener
+            .ls()
+            .iter()
+            .any(|l| l.name == "slow" && l.replicas == 1))
+        .await
+        .is_some(),
+        "the listener never saw the holder alive with the track"
+    );
     let stats = listener
         .stream("slow", OutputKind::Null, Instant::now(), |_| {})
         .await

@@ -30,7 +30,8 @@ pub struct Cli {
 }
 
 /// Options that take a value, so the argument after them is not a command word.
-const VALUE_OPTIONS: [&str; 10] = [
+const VALUE_OPTIONS: [&str; 11] = [
+    "--http",
     "--peer",
     "--network-key-file",
     "--join-file",
@@ -101,6 +102,15 @@ pub struct PeerOpts {
     /// Address to bind (all interfaces by default).
     #[arg(long, default_value = "0.0.0.0")]
     pub bind: std::net::IpAddr,
+    /// Where the web player and Subsonic API listen: HOST:PORT, or off (default
+    /// 127.0.0.1:4533, the next free port if taken, then the same port on every start).
+    #[arg(
+        long,
+        value_name = "ADDR|off",
+        default_value = "default",
+        hide_default_value = true
+    )]
+    pub http: crate::web::HttpChoice,
 }
 
 #[derive(Subcommand, Debug)]
@@ -142,6 +152,11 @@ pub enum TopCmd {
         #[arg(long)]
         output: Option<String>,
     },
+    /// Set the password of this peer's web player and Subsonic API (user: the peer's
+    /// name); asks without echo on a terminal, else reads one line from stdin.
+    Password,
+    /// Make a new OpenSubsonic API key for this peer (printed once; keep it).
+    Apikey,
     #[command(flatten)]
     Peer(PeerCmd),
 }

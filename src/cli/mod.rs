@@ -27,7 +27,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         } => {
             let node = start_peer(&name, port, join.as_deref(), &opts, cli.data_dir).await?;
             let server = control::serve(node.clone())?;
-            announce(&node);
+            let web = start_web(&node, &opts).await?;
+            announce(&node, web.as_ref());
             wait_for_signal_or_stop(&node).await;
             server.drain().await;
             if let Some(n) = node.left_handing_off() {
@@ -36,6 +37,31 @@ pub async fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         TopCmd::Demo { output } => crate::demo::run(output.as_deref()).await,
+        TopCmd::Password => {
+            let dir = resolve_client_data_dir(cli.data_dir, cli.peer.as_deref())?;
+            let password = if std::io::stdin().is_terminal() {
+                let first = read_secret_line("new password: ")?;
+                let again = read_secret_line("again: ")?;
+                if first.trim_end_matches(['\r', '\n']) != again.trim_end_matches(['\r', '\n']) {
+                    bail!("the two passwords differ; nothing was changed");
+                }
+                first
+            } else {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line
+            };
+            crate::web::credentials::set_password(&dir, &password)?;
+            say("password set: log in to the web player and Subsonic apps with it");
+            Ok(0)
+        }
+        TopCmd::Apikey => {
+            let dir = resolve_client_data_dir(cli.data_dir, cli.peer.as_deref())?;
+            let key = crate::web::credentials::new_api_key(&dir)?;
+            say(&key);
+            eprintln!("this API key is shown once: give it to a Subsonic app as its apiKey");
+            Ok(0)
+        }
         TopCmd::Peer(cmd) => {
             let dir = resolve_client_data_dir(cli.data_dir, cli.peer.as_deref())?;
             control::run_client(&dir, cmd).await
@@ -48,7 +74,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         } => {
             let node = start_peer(&name, port, peer.as_deref(), &opts, cli.data_dir).await?;
             let server = control::serve(node.clone())?;
-            announce(&node);
+            let web = start_web(&node, &opts).await?;
+            announce(&node, web.as_ref());
             let n = node.clone();
             tokio::spawn(async move {
                 wait_for_signal_or_stop(&n).await;
@@ -273,9 +300,21 @@ pub async fn start_peer(
     started
 }
 
+/// The web player and Subsonic API, as `--http` says; a peer that cannot serve them stops
+/// (asked-for HTTP that silently is not there would be worse).
+async fn start_web(node: &Node, opts: &PeerOpts) -> Result<Option<crate::web::WebServer>> {
+    match crate::web::start(node.clone(), &opts.http) {
+        Ok(w) => Ok(w),
+        Err(e) => {
+            node.leave().await;
+            Err(e)
+        }
+    }
+}
+
 /// The start lines, printed once the control socket is up: a script that reads
 /// `listening:` can use the peer at once.
-fn announce(node: &Node) {
+fn announce(node: &Node, web: Option<&crate::web::WebServer>) {
     // Addresses a friend can dial, not the wildcard the socket is bound to; the public one
     // joins them in `status` once a peer has seen it.
     let addrs = node.addrs();
@@ -302,6 +341,9 @@ fn announce(node: &Node) {
     });
     if node.created_network() {
         say(&format!("invite: {}", node.ticket().encode()));
+    }
+    if let Some(w) = web {
+        say(&format!("web: {}", w.url));
     }
     let n = node.clone();
     tokio::spawn(async move {

@@ -88,6 +88,20 @@ impl Node {
         Ok(entries)
     }
 
+    /// Removes the entries at `positions` (0-based) from `name`; returns how many went.
+    pub fn playlist_rm_at(&self, name: &str, positions: &[usize]) -> Result<usize> {
+        let items = {
+            let st = self.state();
+            if !st.playlists.exists(name) {
+                return Err(no_such_playlist(name));
+            }
+            st.playlists.remove_at(name, positions)
+        };
+        let n = items.len();
+        self.apply_playlists(items, None);
+        Ok(n)
+    }
+
     /// Moves the entry at position `from` to position `to` (1-based).
     pub fn playlist_mv(&self, name: &str, from: usize, to: usize) -> Result<()> {
         let item = {

@@ -38,7 +38,7 @@ pub struct Pushed {
 
 impl Node {
     /// A push to a name that exists says whose track it would replace.
-    fn refuse_existing(&self, name: &str) -> Result<()> {
+    pub fn refuse_existing(&self, name: &str) -> Result<()> {
         let Some(e) = self.state().catalog.get(name).cloned() else {
             return Ok(());
         };

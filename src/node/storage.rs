@@ -185,6 +185,17 @@ impl Node {
             .collect()
     }
 
+    /// The catalog's generation: it changes whenever the catalog does.
+    pub fn catalog_generation(&self) -> u64 {
+        self.state().catalog.generation()
+    }
+
+    /// `f` of every live track (under its shown name), with the generation they are of.
+    pub fn map_live<T>(&self, f: impl FnMut(&CatalogEntry) -> T) -> (u64, Vec<T>) {
+        let st = self.state();
+        (st.catalog.generation(), st.catalog.live().map(f).collect())
+    }
+
     /// Artists of the local catalog.
     pub fn artists(&self) -> Vec<library::ArtistSummary> {
         library::artists(self.state().catalog.live())

@@ -33,21 +33,26 @@ pub struct LibraryIndex {
 
 impl LibraryIndex {
     pub fn build<'a>(entries: impl Iterator<Item = &'a CatalogEntry>) -> Self {
-        let mut index = LibraryIndex::default();
-        for e in entries {
-            let i = index.names.len() as u32;
-            index.names.push(e.name.clone());
-            let fields = std::iter::once(e.name.as_str()).chain(
+        Self::build_from(entries.map(|e| {
+            (
+                e.name.as_str(),
                 [
                     e.tags.title.as_deref(),
                     e.tags.artist.as_deref(),
                     e.tags.album_artist.as_deref(),
                     e.tags.album.as_deref(),
-                ]
-                .into_iter()
-                .flatten(),
-            );
-            for f in fields {
+                ],
+            )
+        }))
+    }
+
+    /// The index of tracks given as (name, [title, artist, album artist, album]).
+    pub fn build_from<'a>(tracks: impl Iterator<Item = (&'a str, [Option<&'a str>; 4])>) -> Self {
+        let mut index = LibraryIndex::default();
+        for (name, tags) in tracks {
+            let i = index.names.len() as u32;
+            index.names.push(name.to_string());
+            for f in std::iter::once(name).chain(tags.into_iter().flatten()) {
                 for w in words(&fold(f)) {
                     index.words.entry(w.to_string()).or_default().insert(i);
                 }

@@ -214,6 +214,20 @@ impl Playlists {
             .collect()
     }
 
+    /// The items removing the entries at `positions` (0-based, among the entries) writes.
+    pub fn remove_at(&self, playlist: &str, positions: &[usize]) -> Vec<PlaylistItem> {
+        self.live_items(playlist)
+            .into_iter()
+            .filter(|i| i.track.is_some())
+            .enumerate()
+            .filter(|(n, _)| positions.contains(n))
+            .map(|(_, i)| PlaylistItem {
+                removed: true,
+                ..i.clone()
+            })
+            .collect()
+    }
+
     /// The item a move of the entry at position `from` to position `to` (1-based, among the
     /// entries) writes, or why it cannot.
     pub fn move_entry(

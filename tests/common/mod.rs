@@ -97,5 +97,6 @@ pub fn full_mesh(nodes: &[Node]) -> bool {
             .all(|b| state_of(a, b).as_deref() == Some("alive"))
     })
 }
+pub mod http;
 pub mod process;
 pub mod pty;
