@@ -30,8 +30,8 @@ holders=$("$MEFF" --data-dir "$WORK/b" ls --json | python3 -c 'import json,sys; 
 echo "track: $size bytes, held by $holders (peer a only); fetched through peer b"
 
 now() { date +%s.%N; }
-gets=() https=()
-for run in 1 2 3; do
+gets=() https=() nulls=()
+for run in 1 2 3 4 5; do
   rm -f "$WORK/got.wav" "$WORK/http.wav"
   t0=$(now); "$MEFF" --data-dir "$WORK/b" get big -o "$WORK/got.wav" >/dev/null; t1=$(now)
   gets+=("$(awk "BEGIN{print $t1 - $t0}")")
@@ -40,16 +40,22 @@ for run in 1 2 3; do
   sync -d "$WORK/http.wav"
   t1=$(now)
   https+=("$(awk "BEGIN{print $t1 - $t0}")")
+  t0=$(now)
+  curl -s -o /dev/null "http://127.0.0.1:$port/rest/stream?u=b&p=pw&id=$id"
+  t1=$(now)
+  nulls+=("$(awk "BEGIN{print $t1 - $t0}")")
   cmp -s "$WORK/http.wav" "$WORK/big.wav" || { echo "HTTP bytes differ"; exit 1; }
   cmp -s "$WORK/got.wav" "$WORK/big.wav" || { echo "get bytes differ"; exit 1; }
 done
-python3 - "$size" "${gets[*]}" "${https[*]}" <<'PY'
+python3 - "$size" "${gets[*]}" "${https[*]}" "${nulls[*]}" <<'PY'
 import statistics, sys
 size = int(sys.argv[1]) / 2**20
 g = [float(x) for x in sys.argv[2].split()]
 h = [float(x) for x in sys.argv[3].split()]
-gm, hm = statistics.median(g), statistics.median(h)
+n = [float(x) for x in sys.argv[4].split()]
+gm, hm, nm = statistics.median(g), statistics.median(h), statistics.median(n)
 print(f"meff get -o FILE      : median {gm:.2f} s = {size / gm:6.0f} MiB/s  (runs {', '.join(f'{x:.2f}' for x in g)})")
-print(f"HTTP /rest/stream curl: median {hm:.2f} s = {size / hm:6.0f} MiB/s  (runs {', '.join(f'{x:.2f}' for x in h)})")
-print(f"HTTP stream / get throughput: {gm / hm:.2f}x")
+print(f"HTTP /rest/stream curl -o FILE + sync: median {hm:.2f} s = {size / hm:6.0f} MiB/s  (runs {', '.join(f'{x:.2f}' for x in h)})")
+print(f"HTTP stream, curl to /dev/null (as a player reads it): median {nm:.2f} s = {size / nm:6.0f} MiB/s")
+print(f"HTTP stream to a file / get throughput: {gm / hm:.2f}x; read as a player: {gm / nm:.2f}x")
 PY

@@ -182,6 +182,32 @@ fn subsonic_api_serves_a_real_client_and_survives_bad_input() {
     assert_eq!(code, 0);
     assert!(out.contains("cafe"), "{out}");
 
+    // Ids are the same on every peer: a's API (with its own API key) names songs as b's does.
+    let (_, key_a, _) = meff(&a.dir, &["apikey"]);
+    let ids = |addr: SocketAddr, auth: &str| -> Vec<(String, String)> {
+        let r = http::get(
+            addr,
+            &format!("/rest/search3?{auth}&f=json&query=&songCount=500"),
+            &[],
+        );
+        let mut v: Vec<(String, String)> = r.json()["subsonic-response"]["searchResult3"]["song"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["meffName"].as_str().unwrap().into(),
+                    s["id"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let on_b = ids(web, "u=b&p=sesame");
+    assert_eq!(on_b.len(), 4);
+    assert_eq!(ids(web_of(&a), &format!("apiKey={}", key_a.trim())), on_b);
+
     // XML is the default format.
     let r = http::get(web, "/rest/ping.view?u=b&p=sesame", &[]);
     assert!(r.text().contains("<subsonic-response") && r.text().contains("status=\"ok\""));
@@ -454,6 +480,7 @@ fn subsonic_api_serves_a_real_client_and_survives_bad_input() {
     let _ = b.child.wait();
     b = up_with("b", &base.path().join("b"), None, false);
     assert_eq!(web_of(&b), web, "the same port after a restart");
+    assert_eq!(listing_id(web, "cafe"), id, "ids stay after a restart");
 }
 
 /// The Subsonic id of the track shown under `name`.
@@ -532,6 +559,12 @@ fn web_player_plays_seeks_queues_uploads_and_shows_the_mesh_in_a_real_browser() 
     assert_eq!(seen["mesh"]["a"], path_a);
     assert_eq!(seen["mesh"]["a"], "direct");
     assert_eq!(seen["phone_ok"], true);
+    let dropped = seen["drop_upload"].as_str().unwrap();
+    assert!(
+        dropped.contains("pushed 'dropped-copy'") || dropped.contains("already in the network"),
+        "{dropped}"
+    );
+    assert_eq!(seen["overlay_hidden"], true);
     // The one-time link is used up.
     let r = http::get(
         web_addr(&line),

@@ -5,7 +5,7 @@ use super::Node;
 use crate::mesh::placement;
 use crate::net::msg::Msg;
 use crate::store::blobs::Hash;
-use crate::store::catalog::CatalogEntry;
+use crate::store::catalog::{CatalogEntry, CoverRef};
 use crate::store::repair::{RepairAction, RepairInput, TrackRef, plan};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -38,7 +38,13 @@ impl Node {
             for h in caught_up {
                 st.protected.remove(&h);
             }
-            let entries: Vec<CatalogEntry> = st.catalog.live().cloned().collect();
+            // Names and hashes only: cloning whole entries (their chunk hashes) under the
+            // lock every tick stalled every other user of the state at 100,000 tracks.
+            let entries: Vec<(String, Hash, Option<CoverRef>)> = st
+                .catalog
+                .live()
+                .map(|e| (e.name.clone(), e.hash, e.cover))
+                .collect();
             let protected: BTreeSet<Hash> = st
                 .protected
                 .keys()
@@ -50,18 +56,18 @@ impl Node {
         // A cover is a blob of its own, placed by its hash like a track.
         let covers: Vec<CatalogEntry> = entries
             .iter()
-            .filter_map(|e| e.cover)
+            .filter_map(|e| e.2)
             .collect::<BTreeSet<_>>()
             .into_iter()
             .map(|c| c.as_blob_entry())
             .collect();
         let tracks: Vec<TrackRef> = entries
             .iter()
-            .chain(&covers)
-            .map(|e| TrackRef {
+            .map(|(name, hash, _)| TrackRef { name, hash: *hash })
+            .chain(covers.iter().map(|e| TrackRef {
                 name: &e.name,
                 hash: e.hash,
-            })
+            }))
             .collect();
         let full = self.full_peers();
         let actions = plan(&RepairInput {
@@ -81,11 +87,16 @@ impl Node {
                     if self.pull_backing_off(&hash, now) || !self.state().repairing.insert(hash) {
                         continue;
                     }
-                    let Some(entry) = entries
-                        .iter()
-                        .chain(&covers)
-                        .find(|e| e.hash == hash)
-                        .cloned()
+                    let track = {
+                        let st = self.state();
+                        st.catalog
+                            .live_with_hash(&hash)
+                            .next()
+                            .and_then(|k| st.catalog.by_key(k))
+                            .cloned()
+                    };
+                    let Some(entry) =
+                        track.or_else(|| covers.iter().find(|e| e.hash == hash).cloned())
                     else {
                         self.state().repairing.remove(&hash);
                         continue;

@@ -11,8 +11,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-/// Verified pieces waiting for a client: a client that reads nothing holds at most this many.
-const PIECES_IN_FLIGHT: usize = 4;
+/// Verified pieces (64 KiB chunks) waiting for a client: a client that reads nothing holds at
+/// most this many, enough for the fetch to run ahead of the socket.
+const PIECES_IN_FLIGHT: usize = 16;
 /// The largest side a scaled cover may be asked for.
 const MAX_COVER_SIDE: u32 = 2048;
 
@@ -176,7 +177,8 @@ pub async fn track(
                 }
                 let from = skip as usize;
                 let take = (p - skip).min(left) as usize;
-                let out = Bytes::copy_from_slice(&piece[from..from + take]);
+                // The verified piece itself goes out, sliced, not copied.
+                let out = Bytes::from(piece).slice(from..from + take);
                 return Some((Ok(out), (None, rx, 0, left - take as u64, guard)));
             }
         },

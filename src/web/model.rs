@@ -43,6 +43,8 @@ pub struct Album {
     pub duration_s: f64,
     pub created_ms: u64,
     pub cover: Option<String>,
+    /// The folded words of its title and artist, for search.
+    words: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -51,6 +53,7 @@ pub struct Artist {
     pub name: String,
     pub albums: Vec<usize>,
     pub cover: Option<String>,
+    words: Vec<String>,
 }
 
 #[derive(Default)]
@@ -146,6 +149,11 @@ impl Model {
                         duration_s: 0.0,
                         created_ms: u64::MAX,
                         cover: None,
+                        words: [Some(title), who]
+                            .into_iter()
+                            .flatten()
+                            .flat_map(query_words)
+                            .collect(),
                     });
                     model.albums.len() - 1
                 })
@@ -184,6 +192,7 @@ impl Model {
                     name: name.to_string(),
                     albums: Vec::new(),
                     cover: None,
+                    words: query_words(name),
                 });
                 model.artists.len() - 1
             });
@@ -234,7 +243,7 @@ impl Model {
         self.albums
             .iter()
             .enumerate()
-            .filter(|(_, a)| matches_words(&q, &[Some(a.name.as_str()), a.artist.as_deref()]))
+            .filter(|(_, a)| matches_words(&q, &a.words))
             .map(|(i, _)| i)
             .collect()
     }
@@ -244,7 +253,7 @@ impl Model {
         self.artists
             .iter()
             .enumerate()
-            .filter(|(_, a)| matches_words(&q, &[Some(a.name.as_str())]))
+            .filter(|(_, a)| matches_words(&q, &a.words))
             .map(|(i, _)| i)
             .collect()
     }
@@ -281,12 +290,7 @@ fn query_words(query: &str) -> Vec<String> {
         .collect()
 }
 
-fn matches_words(query: &[String], fields: &[Option<&str>]) -> bool {
-    let words: Vec<String> = fields
-        .iter()
-        .flatten()
-        .flat_map(|f| query_words(f))
-        .collect();
+fn matches_words(query: &[String], words: &[String]) -> bool {
     query
         .iter()
         .all(|q| words.iter().any(|w| w.starts_with(q.as_str())))

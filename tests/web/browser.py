@@ -97,6 +97,21 @@ try:
     seen["upload"] = done.text
     assert "pushed" in done.text or "already" in done.text, done.text
 
+    # Dropping a file on the page uploads it too (a drop event carrying a File, as a
+    # desktop drag makes one).
+    js("""const done = arguments[0];
+          fetch(document.getElementById('audio').src).then(r => r.blob()).then(b => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([b], 'dropped-copy.mp3', {type: 'audio/mpeg'}));
+            window.dispatchEvent(new DragEvent('dragenter', {dataTransfer: dt, cancelable: true}));
+            window.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, cancelable: true}));
+          });""", None)
+    dropped = wait.until(lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, ".upload-item")
+                                    if "dropped-copy.mp3" in e.text and
+                                    ("pushed" in e.text or "already" in e.text or "error" in e.get_attribute("class"))] or False)[0]
+    seen["drop_upload"] = dropped.text
+    seen["overlay_hidden"] = "hidden" in driver.find_element(By.ID, "drop-overlay").get_attribute("class")
+
     # The mesh view.
     driver.find_element(By.ID, "tab-mesh").click()
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#mesh-table td.path")) > 0)
