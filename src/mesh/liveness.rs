@@ -99,17 +99,40 @@ impl Liveness {
         })
     }
 
+    /// We could not listen for `gap` (our process was starved of CPU, or suspended): nobody's
+    /// silence during it counts against them, so an overloaded peer does not declare its
+    /// healthy friends dead (Lifeguard's point: look at your own health first).
+    pub fn pause(&mut self, gap: Duration, now: Instant) {
+        for t in self.peers.values_mut() {
+            if matches!(t.state, PeerState::Alive | PeerState::Suspect) {
+                t.last_heard = (t.last_heard + gap).min(now);
+            }
+        }
+    }
+
     /// Advance time: returns every peer whose state changed.
     pub fn tick(&mut self, now: Instant) -> Vec<(PeerId, PeerState)> {
+        self.tick_stretched(now, 1)
+    }
+
+    /// As [`tick`](Self::tick), with the silences that make a suspect and a dead peer
+    /// `stretch` times longer: what an observer busy with many handshakes at once allows its
+    /// peers, since their heartbeats are late for the same reason (Lifeguard's local health).
+    pub fn tick_stretched(&mut self, now: Instant, stretch: u32) -> Vec<(PeerId, PeerState)> {
+        let stretch = stretch.max(1);
+        let (suspect_after, dead_after) = (
+            self.cfg.suspect_after * stretch,
+            self.cfg.dead_after * stretch,
+        );
         let mut out = Vec::new();
         for (id, t) in self.peers.iter_mut() {
             if matches!(t.state, PeerState::Left | PeerState::Dead) {
                 continue;
             }
             let silent = now.saturating_duration_since(t.last_heard);
-            let next = if silent >= self.cfg.dead_after {
+            let next = if silent >= dead_after {
                 PeerState::Dead
-            } else if silent >= self.cfg.suspect_after {
+            } else if silent >= suspect_after {
                 PeerState::Suspect
             } else {
                 t.state
@@ -143,6 +166,36 @@ impl Liveness {
 
     pub fn forget(&mut self, id: &PeerId) {
         self.peers.remove(id);
+    }
+}
+
+#[cfg(test)]
+mod pause_tests {
+    use super::*;
+
+    #[test]
+    fn a_starved_observer_does_not_blame_its_peers() {
+        let t0 = Instant::now();
+        let id = PeerId([7; 32]);
+        let mut l = Liveness::new(LivenessConfig::default());
+        l.heard(id, t0);
+        // 5 s pass, of which we were starved for 4.5 s: only 0.5 s of silence counts.
+        let now = t0 + Duration::from_secs(5);
+        l.pause(Duration::from_millis(4500), now);
+        assert!(l.tick(now).is_empty());
+        assert_eq!(l.state(&id), Some(PeerState::Alive));
+        // A busy observer allows more silence.
+        let mut busy = Liveness::new(LivenessConfig::default());
+        busy.heard(id, t0);
+        assert!(
+            busy.tick_stretched(now, 2)
+                .iter()
+                .all(|(_, s)| *s != PeerState::Dead)
+        );
+        // Without the pause the same silence is a death.
+        let mut m = Liveness::new(LivenessConfig::default());
+        m.heard(id, t0);
+        assert_eq!(m.tick(now), vec![(id, PeerState::Dead)]);
     }
 }
 

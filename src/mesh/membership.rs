@@ -95,6 +95,15 @@ impl Table {
         self.members.values()
     }
 
+    /// A digest of every record: equal tables, equal digests, whatever order they merged in.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        for r in self.members.values() {
+            h.update(&postcard::to_allocvec(r).unwrap_or_default());
+        }
+        *h.finalize().as_bytes()
+    }
+
     pub fn to_vec(&self) -> Vec<MemberRecord> {
         self.members.values().cloned().collect()
     }

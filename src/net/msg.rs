@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 /// 2: member records say whether the peer's disk is full.
 /// 3: catalog entries carry a lineage (concurrent pushes of one name both stay) and a stored
 /// cover; a pusher checks its new entry against every peer's (`CatalogCheck`); playlists.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The one line both sides of a version mismatch print: both versions, and who must upgrade.
 pub fn version_mismatch(who: &str, theirs: u16) -> String {
@@ -117,6 +117,12 @@ pub enum Msg {
     Playlists(Vec<PlaylistItem>),
     /// Anti-entropy: the digest of the sender's playlists.
     PlaylistDigest([u8; 32]),
+    /// Member records that just changed (a join, a new address, a leave): what changed goes
+    /// out, not the whole table.
+    MemberUpdates(Vec<MemberRecord>),
+    /// Anti-entropy: the digest of the sender's membership table; a receiver whose table
+    /// differs answers with its whole table (`Members`).
+    MembersDigest([u8; 32]),
 }
 
 const KB: usize = 1024;
@@ -151,6 +157,8 @@ impl Msg {
             Msg::CatalogCheck { .. } => 19,
             Msg::Playlists(_) => 20,
             Msg::PlaylistDigest(_) => 21,
+            Msg::MemberUpdates(_) => 22,
+            Msg::MembersDigest(_) => 23,
         }
     }
 
@@ -178,6 +186,8 @@ impl Msg {
             Msg::CatalogCheck { .. } => "catalog-check",
             Msg::Playlists(_) => "playlists",
             Msg::PlaylistDigest(_) => "playlist-digest",
+            Msg::MemberUpdates(_) => "member-updates",
+            Msg::MembersDigest(_) => "members-digest",
         }
     }
 
@@ -206,6 +216,8 @@ impl Msg {
             19 => 8 * KB * KB,
             20 => 64 * KB * KB,
             21 => 64,
+            22 => 256 * KB,
+            23 => 64,
             _ => return None,
         })
     }

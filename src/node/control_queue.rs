@@ -16,7 +16,7 @@ pub(crate) const MAX_QUEUED: usize = 256;
 struct Queue {
     ordered: VecDeque<Msg>,
     /// Members, CatalogDigest, Holdings: the latest of each.
-    snapshots: [Option<Msg>; 4],
+    snapshots: [Option<Msg>; 5],
     closed: bool,
 }
 
@@ -73,6 +73,7 @@ fn snapshot_slot(msg: &Msg) -> Option<usize> {
         Msg::CatalogDigest(_) => Some(1),
         Msg::Holdings(_) => Some(2),
         Msg::PlaylistDigest(_) => Some(3),
+        Msg::MembersDigest(_) => Some(4),
         _ => None,
     }
 }

@@ -18,6 +18,17 @@ const RELAY_AFTER: Duration = Duration::from_secs(1);
 const REPAIR_EVERY: Duration = Duration::from_millis(500);
 const MAX_UPGRADE_WAIT: Duration = Duration::from_secs(60);
 const REDIAL_DEAD_AFTER: Duration = Duration::from_secs(5);
+/// A dead member is redialed ever less often, up to this: a friend's laptop that is off for
+/// the week costs a dial every few minutes, not a storm every few seconds.
+const MAX_DEAD_REDIAL_WAIT: Duration = Duration::from_secs(300);
+/// Peers each anti-entropy round goes to: a few random ones, as epidemic gossip does, so a
+/// change any delta missed still spreads in a few rounds while idle traffic per peer stays
+/// the same at 8 peers or 64.
+const ANTI_ENTROPY_FANOUT: usize = 3;
+/// How long the higher id of a pair waits before punching towards a new member.
+const PUNCH_DEFER: Duration = Duration::from_millis(300);
+/// A peer whose table digest differs gets our whole table at most this often.
+const TABLE_RESEND_EVERY: Duration = Duration::from_secs(1);
 /// Peers that left are shown apart for a day, then forgotten.
 const FORGET_LEFT_AFTER_MS: u64 = 24 * 3600 * 1000;
 
@@ -45,10 +56,10 @@ impl Node {
         rec.incarnation = now_ms().max(rec.incarnation + 1);
         {
             let mut st = self.state();
-            st.table.merge(rec);
+            st.table.merge(rec.clone());
             st.members_dirty = true;
         }
-        self.broadcast_members(None);
+        self.broadcast_updates(vec![rec], None);
     }
 
     /// An address a peer saw us at: when it is not one we advertise already (we are behind a
@@ -76,7 +87,7 @@ impl Node {
     pub(crate) fn merge_members(&self, recs: Vec<MemberRecord>, from: Option<PeerId>) {
         let me = self.id();
         let now = Instant::now();
-        let mut changed_any = false;
+        let mut changed: Vec<MemberRecord> = Vec::new();
         let mut refute = false;
         let mut punch = Vec::new();
         {
@@ -112,8 +123,9 @@ impl Node {
                     .filter(|a| !old_addrs.contains(a))
                     .copied()
                     .collect();
+                let copy = rec.clone();
                 if st.table.merge(rec) {
-                    changed_any = true;
+                    changed.push(copy);
                     // A member that just learned its public address: dial it at once, so our
                     // packets cross its NAT while its own dial to us is still opening ours.
                     let linked_direct = st
@@ -137,17 +149,34 @@ impl Node {
                     {
                         st.live.forget(&id);
                         st.live.learned(id, now);
-                        st.last_dial.remove(&id);
+                        // Of a pair that learns of each other at once, the lower id dials
+                        // first and the higher waits one redial period: one handshake per
+                        // pair in a join storm, not two.
+                        if me > id {
+                            st.last_dial.insert(id, now);
+                        } else {
+                            st.last_dial.remove(&id);
+                        }
                     }
                 }
             }
-            if changed_any {
+            if !changed.is_empty() {
                 st.members_dirty = true;
             }
         }
         for (id, addrs) in punch {
             let node = self.clone();
+            let defer = me > id;
             self.spawn_task(async move {
+                // The higher id punches a moment later: where the lower id's dial gets
+                // through at once (no NAT in the way) one handshake is made, not two; behind
+                // NATs the later packets still open our side for the other's retries.
+                if defer {
+                    tokio::time::sleep(PUNCH_DEFER).await;
+                    if node.is_connected(&id) {
+                        return;
+                    }
+                }
                 if let Err(e) = node.dial(addrs, Some(id)).await {
                     tracing::debug!("dial to new addresses of {} failed: {e:#}", id.short());
                 }
@@ -155,31 +184,79 @@ impl Node {
         }
         if refute {
             self.update_self(|_| {});
-            changed_any = true;
         }
-        if changed_any {
+        if !changed.is_empty() || refute {
             // Persist at once: a peer that crashes right after joining must still know its
             // network when it restarts.
             self.persist_members();
-            self.broadcast_members(from);
+        }
+        if !changed.is_empty() {
+            self.broadcast_updates(changed, from);
         }
     }
 
-    fn broadcast_members(&self, except: Option<PeerId>) {
+    /// Sends the records that changed to every linked peer but `except` (who told us).
+    fn broadcast_updates(&self, recs: Vec<MemberRecord>, except: Option<PeerId>) {
         let st = self.state();
-        let table = st.table.to_vec();
         for (id, link) in &st.links {
             if Some(*id) != except {
-                let _ = link.control.send(Msg::Members(table.clone()));
+                let _ = link.control.send(Msg::MemberUpdates(recs.clone()));
             }
+        }
+    }
+
+    /// A few linked peers, chosen at random, for one anti-entropy round.
+    fn gossip_targets(&self) -> Vec<PeerId> {
+        use rand::seq::IteratorRandom;
+        let st = self.state();
+        st.links
+            .keys()
+            .copied()
+            .choose_multiple(&mut rand::rng(), ANTI_ENTROPY_FANOUT)
+    }
+
+    /// Anti-entropy: our table's digest (32 bytes) to `targets`.
+    fn send_members_digest(&self, targets: &[PeerId]) {
+        let st = self.state();
+        let digest = st.table.digest();
+        for peer in targets {
+            if let Some(link) = st.links.get(peer) {
+                let _ = link.control.send(Msg::MembersDigest(digest));
+            }
+        }
+    }
+
+    /// A peer's digest differs from ours: send it our whole table (not too often), and it
+    /// merges what it lacked; what we lack comes back when our digest reaches it.
+    fn answer_members_digest(&self, peer: PeerId, theirs: [u8; 32]) {
+        let mut st = self.state();
+        if st.table.digest() == theirs {
+            return;
+        }
+        let now = Instant::now();
+        if st
+            .table_sent
+            .get(&peer)
+            .is_some_and(|t| now.duration_since(*t) < TABLE_RESEND_EVERY)
+        {
+            return;
+        }
+        st.table_sent.insert(peer, now);
+        let table = st.table.to_vec();
+        if let Some(link) = st.links.get(&peer) {
+            let _ = link.control.send(Msg::Members(table));
         }
     }
 
     /// Every frame after the handshake on a control stream lands here.
     pub(crate) fn handle_control(&self, peer: PeerId, msg: Msg) -> Result<()> {
         match msg {
-            Msg::Members(recs) => {
+            Msg::Members(recs) | Msg::MemberUpdates(recs) => {
                 self.merge_members(recs, Some(peer));
+                Ok(())
+            }
+            Msg::MembersDigest(d) => {
+                self.answer_members_digest(peer, d);
                 Ok(())
             }
             Msg::Leave { incarnation } => {
@@ -232,8 +309,9 @@ impl Node {
                 node.redial(now);
                 if now.duration_since(last_gossip) >= ANTI_ENTROPY_EVERY {
                     last_gossip = now;
-                    node.broadcast_members(None);
-                    node.storage_gossip();
+                    let targets = node.gossip_targets();
+                    node.send_members_digest(&targets);
+                    node.storage_gossip(&targets);
                 }
                 if now.duration_since(last_repair) >= REPAIR_EVERY {
                     last_repair = now;
@@ -266,7 +344,23 @@ impl Node {
 
     fn check_liveness(&self, now: Instant) {
         let mut st = self.state();
-        for (id, state) in st.live.tick(now) {
+        // A check that comes far later than its tick means this process could not run (CPU
+        // starvation in a join storm, a suspended laptop): that time is nobody's silence.
+        if let Some(last) = st.last_liveness_check.replace(now) {
+            let gap = now.saturating_duration_since(last);
+            if gap > TICK * 2 {
+                st.live.pause(gap - TICK, now);
+            }
+        }
+        // Many handshakes in flight (a join storm) slow our peers' heartbeats as they slow
+        // ours: allow up to 5 times the usual silence until they are done.
+        let joining = st
+            .dialing
+            .iter()
+            .filter(|id| st.live.state(id) != Some(PeerState::Dead))
+            .count();
+        let stretch = 1 + (joining.min(8) / 2) as u32;
+        for (id, state) in st.live.tick_stretched(now, stretch) {
             match state {
                 PeerState::Dead => warn!("{} is dead", st.table.display_name(&id)),
                 other => info!("{} is {}", st.table.display_name(&id), other.as_str()),
@@ -299,7 +393,10 @@ impl Node {
             for (id, addrs) in candidates {
                 let upgrade = match st.links.get(&id) {
                     Some(l) if is_relay_addr(&l.conn.remote_address()) => true,
-                    Some(_) => continue,
+                    Some(_) => {
+                        st.dead_dials.remove(&id);
+                        continue;
+                    }
                     None => false,
                 };
                 if st.dialing.contains(&id) {
@@ -310,7 +407,8 @@ impl Node {
                 let wait = if upgrade {
                     (REDIAL_DEAD_AFTER * 2u32.pow(tries.min(4))).min(MAX_UPGRADE_WAIT)
                 } else if st.live.state(&id) == Some(PeerState::Dead) {
-                    REDIAL_DEAD_AFTER
+                    let n = st.dead_dials.get(&id).copied().unwrap_or(0);
+                    (REDIAL_DEAD_AFTER * 2u32.pow(n.min(6))).min(MAX_DEAD_REDIAL_WAIT)
                 } else {
                     REDIAL_ALIVE_AFTER
                 };
@@ -328,18 +426,33 @@ impl Node {
                 } else {
                     st.upgrade_tries.remove(&id);
                 }
+                if st.live.state(&id) == Some(PeerState::Dead) {
+                    *st.dead_dials.entry(id).or_default() += 1;
+                }
                 out.push((id, addrs, upgrade));
             }
             out
         };
+        // As for heartbeats: while many dials are in flight, a slow answer is load, not a NAT.
+        let relay_after = {
+            let st = self.state();
+            let joining = st
+                .dialing
+                .iter()
+                .filter(|id| st.live.state(id) != Some(PeerState::Dead))
+                .count();
+            RELAY_AFTER * (1 + (joining.min(8) / 2) as u32)
+        };
         for (id, addrs, upgrade) in targets {
             self.request_introduction(id);
-            if !upgrade {
+            // A peer on this machine is reached directly or not at all: no relay helps.
+            let local_only = addrs.iter().all(|a| a.ip().is_loopback());
+            if !upgrade && !local_only {
                 // A direct dial that has not answered within a second is unlikely to: start
                 // through a relay meanwhile. If the direct one lands later, it replaces it.
                 let node = self.clone();
                 self.spawn_task(async move {
-                    tokio::time::sleep(RELAY_AFTER).await;
+                    tokio::time::sleep(relay_after).await;
                     if !node.is_connected(&id)
                         && let Err(e) = node.dial_via_relay(id).await
                     {

@@ -138,6 +138,12 @@ pub(crate) struct State {
     pub relayed_for: HashMap<PeerId, usize>,
     /// Direct attempts made since a peer became relayed, for backing off.
     pub upgrade_tries: HashMap<PeerId, u32>,
+    /// Dials made to each dead member since it was last connected, for backing off.
+    pub dead_dials: HashMap<PeerId, u32>,
+    /// When we last sent each peer our whole membership table after its digest differed.
+    pub table_sent: HashMap<PeerId, Instant>,
+    /// When the failure detector last looked, to notice time we were starved.
+    pub last_liveness_check: Option<Instant>,
     /// When we last acted on an introduction to each peer.
     pub punched: HashMap<PeerId, Instant>,
     /// Peers whose catalog digest differed from ours: their full catalog is on its way, and
@@ -194,6 +200,30 @@ pub struct Node {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// Socket buffers for a join storm: with the OS default (208 KiB) a peer dropped tens of
+/// thousands of datagrams while dozens of handshakes and table exchanges arrived at once, and
+/// heartbeats went unheard. The forced form works with CAP_NET_ADMIN; otherwise the kernel
+/// caps the request at `net.core.rmem_max`/`wmem_max`.
+const SOCKET_BUFFER_BYTES: libc::c_int = 4 << 20;
+
+fn grow_socket_buffers(socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    let set = |force: libc::c_int, plain: libc::c_int| {
+        let v = SOCKET_BUFFER_BYTES;
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let ptr = (&v as *const libc::c_int).cast();
+        // SAFETY: setsockopt reads `len` bytes from `ptr`, a live c_int; `fd` is our socket.
+        let forced = unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, force, ptr, len) } == 0;
+        if !forced {
+            // SAFETY: as above.
+            unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, plain, ptr, len) };
+        }
+    };
+    set(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF);
+    set(libc::SO_SNDBUFFORCE, libc::SO_SNDBUF);
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -247,6 +277,7 @@ impl Node {
             }
         })?;
         let local_addr = socket.local_addr()?;
+        grow_socket_buffers(&socket);
         let runtime = Arc::new(quinn::TokioRuntime);
         let udp = quinn::Runtime::wrap_udp_socket(runtime.as_ref(), socket)
             .context("cannot use the UDP socket")?;
@@ -358,6 +389,9 @@ impl Node {
                     relayed_for: HashMap::new(),
                     punched: HashMap::new(),
                     upgrade_tries: HashMap::new(),
+                    dead_dials: HashMap::new(),
+                    table_sent: HashMap::new(),
+                    last_liveness_check: None,
                     sync_pending: HashSet::new(),
                     corrupt_dropped: HashSet::new(),
                     disk_full: false,

@@ -319,7 +319,9 @@ impl Node {
     }
 
     /// Anti-entropy for the catalog and holdings, run every few seconds.
-    pub(crate) fn storage_gossip(&self) {
+    /// Changes travel at once to every peer; this backstop goes to `targets` (a few peers
+    /// per round), so its cost per peer does not grow with the mesh.
+    pub(crate) fn storage_gossip(&self, targets: &[PeerId]) {
         let (digest, held) = {
             let st = self.state();
             (
@@ -327,10 +329,12 @@ impl Node {
                 st.held.iter().copied().collect::<Vec<_>>(),
             )
         };
-        self.broadcast(Msg::CatalogDigest(digest), None);
-        self.broadcast(Msg::Holdings(held), None);
         let playlists = self.state().playlists.digest();
-        self.broadcast(Msg::PlaylistDigest(playlists), None);
+        for peer in targets {
+            self.send_to(*peer, Msg::CatalogDigest(digest));
+            self.send_to(*peer, Msg::Holdings(held.clone()));
+            self.send_to(*peer, Msg::PlaylistDigest(playlists));
+        }
         self.prune_tombstones();
     }
 
