@@ -47,8 +47,8 @@ if [ -z "$formed" ]; then echo "no full direct mesh of $N within 60 s"; else
   echo "mesh of $N formed (all alive, all direct) in $(awk "BEGIN{printf \"%.2f\", $formed - $t0}") s after launching $((N - 1)) joiners (includes polling $N peers' status)"
 fi
 deaths=$(cat "$WORK"/p*.err | grep -c " is dead" || true)
-relayed=$(cat "$WORK"/p*.err | grep -ci "relayed\|via relay" || true)
-echo "false deaths while forming: $deaths; relay mentions in the logs: $relayed"
+relayed=$(cat "$WORK"/p*.err | grep -ci "relayed\|via relay\|tunnel" || true)
+echo "false deaths while forming: $deaths; relay and tunnel mentions in the logs: $relayed"
 sleep 5
 rx0=$(awk '/^ *lo:/{print $2}' /proc/net/dev)
 cpu0=$(for p in "${pids[@]}"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | paste -sd+ | bc)
