@@ -97,7 +97,10 @@ mod seeds {
             }),
             Msg::Leave { incarnation: 7 },
             Msg::CatalogDigest([3; 32]),
-            Msg::Holdings(vec![[1; 32], [2; 32]]),
+            Msg::Holdings {
+                seq: 3,
+                held: vec![[1; 32], [2; 32]],
+            },
             Msg::Fetch {
                 hash: [9; 32],
                 offset: 65536,

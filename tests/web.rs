@@ -110,9 +110,25 @@ fn tone_wav(path: &Path, seconds: u32, freq: f32) {
 fn subsonic_api_serves_a_real_client_and_survives_bad_input() {
     let base = tempfile::tempdir().unwrap();
     let a = up("a", &base.path().join("a"), None);
+    // b remembers a port outside the range other tests' peers scan from 4533, so its restart
+    // below finds it free.
+    let remembered = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(base.path().join("b"))
+            .unwrap();
+        std::fs::write(base.path().join("b/web-port"), format!("{remembered}\n")).unwrap();
+    }
     let mut b = up("b", &base.path().join("b"), a.invite.as_deref());
     let c = up("c", &base.path().join("c"), a.invite.as_deref());
     let web = web_of(&b);
+    assert_eq!(web.port(), remembered, "the remembered port is used");
     let cafe = fixture("tagged.mp3");
     push(&a.dir, "cafe", &cafe);
     push(&a.dir, "first-light", &fixture("web/first-light.mp3"));

@@ -72,7 +72,12 @@ pub enum Msg {
     /// Anti-entropy: the digest of the sender's catalog.
     CatalogDigest([u8; 32]),
     /// Every blob hash the sender holds.
-    Holdings(Vec<[u8; 32]>),
+    /// Every blob the sender holds, as of its change number `seq` (sent when a link opens
+    /// and when asked).
+    Holdings {
+        seq: u64,
+        held: Vec<[u8; 32]>,
+    },
     /// Opens a data stream: send the blob from `offset`; the answer is `FetchOk` then raw bytes.
     Fetch {
         hash: [u8; 32],
@@ -123,6 +128,19 @@ pub enum Msg {
     /// Anti-entropy: the digest of the sender's membership table; a receiver whose table
     /// differs answers with its whole table (`Members`).
     MembersDigest([u8; 32]),
+    /// The sender's holdings changed (change number `seq`, one after the last).
+    HoldingsDelta {
+        seq: u64,
+        added: Vec<[u8; 32]>,
+        removed: Vec<[u8; 32]>,
+    },
+    /// Anti-entropy: the digest of the sender's holdings as of change `seq`.
+    HoldingsDigest {
+        seq: u64,
+        digest: [u8; 32],
+    },
+    /// "Send me your whole holdings": a delta went missing or a digest differed.
+    HoldingsAsk,
 }
 
 const KB: usize = 1024;
@@ -144,7 +162,7 @@ impl Msg {
             Msg::Introduce { .. } => 6,
             Msg::Catalog(_) => 7,
             Msg::CatalogDigest(_) => 8,
-            Msg::Holdings(_) => 9,
+            Msg::Holdings { .. } => 9,
             Msg::Fetch { .. } => 10,
             Msg::FetchOk { .. } => 11,
             Msg::Store { .. } => 12,
@@ -159,6 +177,9 @@ impl Msg {
             Msg::PlaylistDigest(_) => 21,
             Msg::MemberUpdates(_) => 22,
             Msg::MembersDigest(_) => 23,
+            Msg::HoldingsDelta { .. } => 24,
+            Msg::HoldingsDigest { .. } => 25,
+            Msg::HoldingsAsk => 26,
         }
     }
 
@@ -173,7 +194,7 @@ impl Msg {
             Msg::Introduce { .. } => "introduce",
             Msg::Catalog(_) => "catalog",
             Msg::CatalogDigest(_) => "catalog-digest",
-            Msg::Holdings(_) => "holdings",
+            Msg::Holdings { .. } => "holdings",
             Msg::Fetch { .. } => "fetch",
             Msg::FetchOk { .. } => "fetch-ok",
             Msg::Store { .. } => "store",
@@ -188,6 +209,9 @@ impl Msg {
             Msg::PlaylistDigest(_) => "playlist-digest",
             Msg::MemberUpdates(_) => "member-updates",
             Msg::MembersDigest(_) => "members-digest",
+            Msg::HoldingsDelta { .. } => "holdings-delta",
+            Msg::HoldingsDigest { .. } => "holdings-digest",
+            Msg::HoldingsAsk => "holdings-ask",
         }
     }
 
@@ -218,6 +242,9 @@ impl Msg {
             21 => 64,
             22 => 256 * KB,
             23 => 64,
+            24 => 8 * KB * KB,
+            25 => 64,
+            26 => 16,
             _ => return None,
         })
     }

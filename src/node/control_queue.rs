@@ -15,7 +15,7 @@ pub(crate) const MAX_QUEUED: usize = 256;
 #[derive(Default)]
 struct Queue {
     ordered: VecDeque<Msg>,
-    /// Members, CatalogDigest, Holdings: the latest of each.
+    /// Members, CatalogDigest, HoldingsDigest, PlaylistDigest, MembersDigest: the latest of each.
     snapshots: [Option<Msg>; 5],
     closed: bool,
 }
@@ -71,7 +71,7 @@ fn snapshot_slot(msg: &Msg) -> Option<usize> {
     match msg {
         Msg::Members(_) => Some(0),
         Msg::CatalogDigest(_) => Some(1),
-        Msg::Holdings(_) => Some(2),
+        Msg::HoldingsDigest { .. } => Some(2),
         Msg::PlaylistDigest(_) => Some(3),
         Msg::MembersDigest(_) => Some(4),
         _ => None,

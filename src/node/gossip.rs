@@ -286,7 +286,10 @@ impl Node {
             }
             Msg::Catalog(_)
             | Msg::CatalogDigest(_)
-            | Msg::Holdings(_)
+            | Msg::Holdings { .. }
+            | Msg::HoldingsDelta { .. }
+            | Msg::HoldingsDigest { .. }
+            | Msg::HoldingsAsk
             | Msg::Playlists(_)
             | Msg::PlaylistDigest(_) => self.handle_storage_control(peer, msg),
             other => bail!("unexpected {} on the control stream", other.name()),

@@ -125,6 +125,13 @@ pub(crate) struct State {
     pub hlc: Hlc,
     /// What other peers told us they hold.
     pub holdings: HashMap<PeerId, BTreeSet<Hash>>,
+    /// The change number of each peer's holdings we have applied.
+    pub holdings_seen: HashMap<PeerId, u64>,
+    /// When we last asked each peer for its whole holdings.
+    pub holdings_asked: HashMap<PeerId, Instant>,
+    /// Our own holdings' change number: starts from the clock so a restart's numbers
+    /// follow the last run's, and goes up by one per change.
+    pub held_seq: u64,
     /// What we hold (mirrors the blob store).
     pub held: BTreeSet<Hash>,
     /// Blobs repair must not drop yet: just stored for an entry (name, version) whose catalog
@@ -382,6 +389,9 @@ impl Node {
                     playlists,
                     hlc,
                     holdings: HashMap::new(),
+                    holdings_seen: HashMap::new(),
+                    holdings_asked: HashMap::new(),
+                    held_seq: now_ms() << 20,
                     held,
                     protected: HashMap::new(),
                     in_flight: HashMap::new(),

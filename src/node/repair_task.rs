@@ -87,14 +87,7 @@ impl Node {
                     if self.pull_backing_off(&hash, now) || !self.state().repairing.insert(hash) {
                         continue;
                     }
-                    let track = {
-                        let st = self.state();
-                        st.catalog
-                            .live_with_hash(&hash)
-                            .next()
-                            .and_then(|k| st.catalog.by_key(k))
-                            .cloned()
-                    };
+                    let track = self.state().catalog.entry_with_hash(&hash).cloned();
                     let Some(entry) =
                         track.or_else(|| covers.iter().find(|e| e.hash == hash).cloned())
                     else {

@@ -50,6 +50,15 @@ pub struct LsFilter {
     pub album: Option<String>,
 }
 
+/// The digest of a holdings set, as its owner and every peer that mirrors it compute it.
+fn holdings_digest(set: &BTreeSet<Hash>) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    for hash in set {
+        h.update(hash);
+    }
+    *h.finalize().as_bytes()
+}
+
 pub fn extension_for(codec: &str) -> &'static str {
     match codec {
         "mp3" => "mp3",
@@ -296,24 +305,56 @@ impl Node {
         }
     }
 
-    pub(crate) fn broadcast_holdings(&self) {
-        let held: Vec<Hash> = self.state().held.iter().copied().collect();
-        self.broadcast(Msg::Holdings(held), None);
+    /// Tells every peer what changed in our holdings: a delta, not the whole set (which at
+    /// 100,000 tracks is megabytes per stored blob).
+    fn broadcast_held_change(&self, added: Vec<Hash>, removed: Vec<Hash>) {
+        let seq = {
+            let mut st = self.state();
+            st.held_seq += 1;
+            st.held_seq
+        };
+        self.broadcast(
+            Msg::HoldingsDelta {
+                seq,
+                added,
+                removed,
+            },
+            None,
+        );
+    }
+
+    fn holdings_msg(&self) -> Msg {
+        let st = self.state();
+        Msg::Holdings {
+            seq: st.held_seq,
+            held: st.held.iter().copied().collect(),
+        }
+    }
+
+    /// Asks `peer` for its whole holdings, at most once a second.
+    fn ask_holdings(&self, peer: PeerId) {
+        let now = Instant::now();
+        {
+            let mut st = self.state();
+            if st
+                .holdings_asked
+                .get(&peer)
+                .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
+            {
+                return;
+            }
+            st.holdings_asked.insert(peer, now);
+        }
+        self.send_to(peer, Msg::HoldingsAsk);
     }
 
     /// What a new link starts with: our digest (a mismatch brings the other side's whole
     /// catalog, which completes a joiner's first sync) and our holdings, so neither side
     /// waits for the next anti-entropy round.
     pub(crate) fn open_sync(&self, peer: PeerId) {
-        let (digest, held) = {
-            let st = self.state();
-            (
-                st.catalog.digest(),
-                st.held.iter().copied().collect::<Vec<_>>(),
-            )
-        };
+        let digest = self.state().catalog.digest();
         self.send_to(peer, Msg::CatalogDigest(digest));
-        self.send_to(peer, Msg::Holdings(held));
+        self.send_to(peer, self.holdings_msg());
         let playlists = self.state().playlists.digest();
         self.send_to(peer, Msg::PlaylistDigest(playlists));
     }
@@ -322,17 +363,20 @@ impl Node {
     /// Changes travel at once to every peer; this backstop goes to `targets` (a few peers
     /// per round), so its cost per peer does not grow with the mesh.
     pub(crate) fn storage_gossip(&self, targets: &[PeerId]) {
-        let (digest, held) = {
+        let (digest, held_seq, held_digest) = {
             let st = self.state();
-            (
-                st.catalog.digest(),
-                st.held.iter().copied().collect::<Vec<_>>(),
-            )
+            (st.catalog.digest(), st.held_seq, holdings_digest(&st.held))
         };
         let playlists = self.state().playlists.digest();
         for peer in targets {
             self.send_to(*peer, Msg::CatalogDigest(digest));
-            self.send_to(*peer, Msg::Holdings(held.clone()));
+            self.send_to(
+                *peer,
+                Msg::HoldingsDigest {
+                    seq: held_seq,
+                    digest: held_digest,
+                },
+            );
             self.send_to(*peer, Msg::PlaylistDigest(playlists));
         }
         self.prune_tombstones();
@@ -380,9 +424,58 @@ impl Node {
                     self.send_to(peer, Msg::Catalog(all));
                 }
             }
-            Msg::Holdings(hs) => {
-                self.state().holdings.insert(peer, hs.into_iter().collect());
+            Msg::Holdings { seq, held } => {
+                let mut st = self.state();
+                if st.holdings_seen.get(&peer).is_none_or(|s| seq >= *s) {
+                    st.holdings.insert(peer, held.into_iter().collect());
+                    st.holdings_seen.insert(peer, seq);
+                }
             }
+            Msg::HoldingsDelta {
+                seq,
+                added,
+                removed,
+            } => {
+                let gap = {
+                    let mut guard = self.state();
+                    let st = &mut *guard;
+                    match st.holdings_seen.get(&peer).copied() {
+                        Some(s) if seq == s + 1 => {
+                            let set = st.holdings.entry(peer).or_default();
+                            for h in removed {
+                                set.remove(&h);
+                            }
+                            set.extend(added);
+                            st.holdings_seen.insert(peer, seq);
+                            false
+                        }
+                        Some(s) if seq <= s => false,
+                        // A change we cannot place (its predecessor is missing, or we never
+                        // had the whole set): the whole set puts us right.
+                        _ => true,
+                    }
+                };
+                if gap {
+                    self.ask_holdings(peer);
+                }
+            }
+            Msg::HoldingsDigest { seq, digest } => {
+                let stale = {
+                    let st = self.state();
+                    match st.holdings_seen.get(&peer) {
+                        Some(s) if *s == seq => st
+                            .holdings
+                            .get(&peer)
+                            .is_none_or(|set| holdings_digest(set) != digest),
+                        Some(s) => *s < seq,
+                        None => true,
+                    }
+                };
+                if stale {
+                    self.ask_holdings(peer);
+                }
+            }
+            Msg::HoldingsAsk => self.send_to(peer, self.holdings_msg()),
             Msg::Playlists(items) => self.apply_playlists(items, Some(peer)),
             Msg::PlaylistDigest(d) => {
                 let all = {
@@ -400,9 +493,10 @@ impl Node {
     }
 
     pub(crate) fn note_held(&self, entry: &CatalogEntry) {
+        let newly;
         {
             let mut st = self.state();
-            st.held.insert(entry.hash);
+            newly = st.held.insert(entry.hash);
             st.corrupt_dropped.remove(&entry.hash);
             st.protected.insert(
                 entry.hash,
@@ -413,7 +507,9 @@ impl Node {
                 ),
             );
         }
-        self.broadcast_holdings();
+        if newly {
+            self.broadcast_held_change(vec![entry.hash], Vec::new());
+        }
     }
 
     /// A chunk did not match: drop the blob only if the whole file is wrong too, so a peer's
@@ -465,8 +561,9 @@ impl Node {
 
     pub(crate) fn drop_blob(&self, hash: &Hash) {
         self.inner.blobs.remove(hash);
-        self.state().held.remove(hash);
-        self.broadcast_holdings();
+        if self.state().held.remove(hash) {
+            self.broadcast_held_change(Vec::new(), vec![*hash]);
+        }
     }
 
     /// Download NAME into `out` (or ./NAME.<ext> under `cwd`; a directory means
@@ -620,9 +717,13 @@ fn no_such_track(name: &str) -> anyhow::Error {
 
 pub(super) fn utc_minute(ms: u64) -> String {
     let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
+    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
     let (h, m) = (secs / 3600 % 24, secs / 60 % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
+/// (year, month, day) of a day counted from 1970-01-01 (Howard Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -631,8 +732,7 @@ pub(super) fn utc_minute(ms: u64) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+    (yoe + era * 400 + i64::from(mo <= 2), mo, d)
 }
 
 #[cfg(test)]

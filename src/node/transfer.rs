@@ -104,14 +104,7 @@ impl Node {
         if offset > size {
             bail!("offset {offset} past the end ({size})");
         }
-        let entry = {
-            let st = self.state();
-            st.catalog
-                .live_with_hash(&hash)
-                .next()
-                .and_then(|k| st.catalog.by_key(k))
-                .cloned()
-        };
+        let entry = self.state().catalog.entry_with_hash(&hash).cloned();
         frame::write_frame(send, &Msg::FetchOk { size }).await?;
         use tokio::io::AsyncSeekExt;
         file.seek(std::io::SeekFrom::Start(offset)).await?;

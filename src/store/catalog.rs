@@ -390,6 +390,13 @@ impl Catalog {
     }
 
     /// The keys of the live entries holding the blob `hash`, earliest name and lineage first.
+    /// A live entry holding the blob `hash` (the earliest by name and lineage).
+    pub fn entry_with_hash(&self, hash: &[u8; 32]) -> Option<&CatalogEntry> {
+        self.live_with_hash(hash)
+            .next()
+            .and_then(|k| self.by_key(k))
+    }
+
     pub fn live_with_hash(&self, hash: &[u8; 32]) -> impl Iterator<Item = &EntryKey> {
         self.by_hash.get(hash).into_iter().flatten()
     }
