@@ -407,6 +407,47 @@ fn subsonic_api_serves_a_real_client_and_survives_bad_input() {
     );
     assert_eq!(r.json()["subsonic-response"]["status"], "ok");
 
+    // Playback control from the browser reaches the speakers only: no `--output wav:PATH`.
+    let victim = base.path().join("victim.wav");
+    for cmd in [
+        format!("stream cafe --output wav:{}", victim.display()),
+        "stream cafe --stats json".to_string(),
+        "remove cafe".to_string(),
+    ] {
+        let body = serde_json::json!({ "command": cmd }).to_string();
+        let r = http::post(
+            web,
+            "/api/control",
+            &[&cookie_h, &csrf_h, "Content-Type: application/json"],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{cmd}: {}", r.text());
+    }
+    assert!(!victim.exists());
+    assert!(names(&a.dir).contains(&"cafe".to_string()));
+    // Stars only for what the library holds.
+    let r = http::get(web, "/rest/star?u=b&p=sesame&f=json&id=not-a-song", &[]);
+    assert_eq!(error_code(&r), Some(70));
+
+    // Guesses sent in parallel while an address must wait are refused without a check.
+    let guesses: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                http::get(web, &format!("/rest/ping?u=b&p=guess{i}&f=json"), &[]).text()
+            })
+        })
+        .collect();
+    let answers: Vec<String> = guesses.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        answers.iter().all(|a| a.contains("\"code\":40")),
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().any(|a| a.contains("wait a moment")),
+        "{answers:?}"
+    );
+    std::thread::sleep(Duration::from_millis(3200));
+
     // 500 requests at once are all answered.
     let threads: Vec<_> = (0..500)
         .map(|_| {

@@ -281,6 +281,14 @@ impl Credentials {
         penalty(slot.0)
     }
 
+    /// Whether `from` failed so recently that it must wait before it may try again: its
+    /// answers are held back, and attempts it makes meanwhile in parallel are refused.
+    pub fn must_wait(&self, from: IpAddr) -> bool {
+        lock(&self.failures)
+            .get(&from)
+            .is_some_and(|(n, at)| at.elapsed() < penalty(*n))
+    }
+
     pub fn succeeded(&self, from: IpAddr) {
         lock(&self.failures).remove(&from);
     }
@@ -388,7 +396,9 @@ mod tests {
         assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
         assert_eq!(waits[0], FIRST_PENALTY);
         assert_eq!(*waits.last().unwrap(), MAX_PENALTY);
+        assert!(c.must_wait(ip), "a guess right after a failure is refused");
         c.succeeded(ip);
+        assert!(!c.must_wait(ip));
         assert_eq!(c.failed(ip), FIRST_PENALTY);
     }
 }

@@ -287,6 +287,7 @@ pub async fn cover(web: &Web, id: &str, size: Option<u32>) -> Result<Response, A
         .ok_or_else(|| ApiError::not_found("cover art"))?;
     let bytes = match size.map(|s| s.clamp(16, MAX_COVER_SIDE)) {
         Some(side) => {
+            let _permit = web.scaling.acquire().await;
             let original = bytes.clone();
             tokio::task::spawn_blocking(move || scaled(&original, side))
                 .await

@@ -73,6 +73,8 @@ pub struct Web {
     pub creds: Arc<Credentials>,
     stars: Arc<stars::Stars>,
     model: Arc<Mutex<Arc<Model>>>,
+    /// Covers being scaled at once: each decode may take 128 MiB.
+    pub scaling: Arc<tokio::sync::Semaphore>,
 }
 
 impl Web {
@@ -82,6 +84,7 @@ impl Web {
             creds: Arc::new(Credentials::new(&dir, node.name())),
             stars: Arc::new(stars::Stars::load(&dir)),
             model: Arc::new(Mutex::new(Arc::new(Model::default()))),
+            scaling: Arc::new(tokio::sync::Semaphore::new(2)),
             node,
         }
     }
@@ -266,7 +269,7 @@ fn offered(p: &Params) -> Result<Vec<Offered>, ApiError> {
             password: credentials::decode_password(pw)
                 .ok_or_else(|| ApiError::bad("p", "is not valid enc: hex"))?,
         }),
-        (Some(_), Some(_), Some(_), Some(_)) => {
+        (Some(_), Some(_), _, Some(_)) => {
             return Err(ApiError::new(
                 43,
                 "give either a token and salt or a password",
@@ -330,6 +333,11 @@ async fn rest_call(
                     .with_status(StatusCode::FORBIDDEN),
             );
         }
+    } else if web.creds.must_wait(peer.ip()) {
+        return Err(ApiError::new(
+            40,
+            "wrong username or password (too many failed attempts from this address: wait a moment)",
+        ));
     } else if let Err(why) = web.creds.check(&offered) {
         let wait = web.creds.failed(peer.ip());
         tokio::time::sleep(wait).await;

@@ -85,6 +85,12 @@ pub async fn login(
 ) -> Response {
     let p = super::params::Params::parse(None, Some(&body));
     let password = p.get("password").unwrap_or("");
+    if web.creds.must_wait(peer.ip()) {
+        return json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": "too many failed attempts from this address: wait a moment"}),
+        );
+    }
     if !web.creds.check_password(password) {
         let wait = web.creds.failed(peer.ip());
         tokio::time::sleep(wait).await;
@@ -160,11 +166,15 @@ pub async fn now(State(web): State<Web>, headers: HeaderMap) -> Response {
 }
 
 /// Commands the player may run on this peer's own playback.
+/// `stream` only to the speakers: `--output wav:PATH` from a browser (or from a track name
+/// that looks like an option) would write a file wherever it says.
 fn allowed(cmd: &PeerCmd) -> bool {
+    if let PeerCmd::Stream { output, stats, .. } = cmd {
+        return output == "device" && stats.is_none();
+    }
     matches!(
         cmd,
-        PeerCmd::Stream { .. }
-            | PeerCmd::Pause
+        PeerCmd::Pause
             | PeerCmd::Resume
             | PeerCmd::Stop
             | PeerCmd::Next

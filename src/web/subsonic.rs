@@ -326,8 +326,14 @@ pub async fn answer(web: &Web, method: &str, p: &Params) -> Option<Answer> {
                 .iter()
                 .flat_map(|k| p.all(k))
                 .collect();
+            // Only what the library holds: a star is not a place to store arbitrary strings.
+            let unknown = ids
+                .iter()
+                .find(|id| m.song(id).is_none() && m.album(id).is_none() && m.artist(id).is_none());
             if ids.is_empty() {
                 Err(ApiError::missing("id"))
+            } else if let Some(id) = unknown.filter(|_| method == "star") {
+                Err(ApiError::not_found(&format!("'{id}'")))
             } else {
                 web.stars
                     .set(&ids, method == "star", now_ms())
@@ -596,19 +602,21 @@ fn update_playlist(web: &Web, m: &Model, p: &Params) -> Result<(), ApiError> {
     let shown: Vec<usize> = (0..old.tracks.len())
         .filter(|i| m.song_named(&old.tracks[*i]).is_some())
         .collect();
-    let remove: Vec<usize> = p
+    let asked: Vec<usize> = p
         .all("songIndexToRemove")
         .into_iter()
         .map(|s| {
             s.trim()
                 .parse::<usize>()
                 .ok()
-                .and_then(|i| shown.get(i).copied())
+                .filter(|i| *i < shown.len())
                 .ok_or_else(|| {
                     ApiError::bad("songIndexToRemove", "is not a position in the playlist")
                 })
         })
         .collect::<Result<_, _>>()?;
+    // Positions in the playlist as stored (with its missing entries) ...
+    let mut remove: Vec<usize> = asked.iter().map(|i| shown[*i]).collect();
     if let Some(new) = p.get("name").filter(|n| !n.is_empty() && *n != name) {
         // A playlist is known by its name: renaming makes the new one and drops the old.
         web.node.playlist_create(new)?;
@@ -625,6 +633,8 @@ fn update_playlist(web: &Web, m: &Model, p: &Params) -> Result<(), ApiError> {
         }
         web.node.playlist_rm(&name, &[])?;
         name = new.to_string();
+        // ... but the renamed copy holds only the tracks that are there, as the client saw.
+        remove = asked;
     }
     if !remove.is_empty() {
         web.node.playlist_rm_at(&name, &remove)?;

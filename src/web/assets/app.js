@@ -125,7 +125,7 @@ function songRow(song) {
     el("span", { class: "dur" }, clock(song.duration)),
     el("button", { class: "play-btn", title: "play", onclick: () => playNow([song], 0) }, "▶"),
     el("button", { class: "queue-btn", title: "add to queue", onclick: () => enqueue([song]) }, "+"),
-    el("button", { class: "speaker-btn", title: "play on this peer's speakers", onclick: () => peerCmd(`stream ${quote(song.meffName)}`) }, "Peer"),
+    el("button", { class: "speaker-btn", title: "play on this peer's speakers", onclick: () => peerCmd(`stream -- ${quote(song.meffName)}`) }, "Peer"),
     el("button", { class: "playlist-btn", title: "add to playlist", onclick: () => addToPlaylist(song) }, "+ list"));
 }
 
