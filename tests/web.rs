@@ -422,9 +422,25 @@ fn subsonic_api_serves_a_real_client_and_survives_bad_input() {
             body.as_bytes(),
         );
         assert_eq!(r.status, 400, "{cmd}: {}", r.text());
+        let why = r.json()["error"].as_str().unwrap_or("").to_string();
+        assert!(
+            why.contains("only"),
+            "{cmd} is refused, not tried: {}",
+            r.text()
+        );
     }
     assert!(!victim.exists());
     assert!(names(&a.dir).contains(&"cafe".to_string()));
+    // A playback command does run: the volume of this peer's player.
+    let body = serde_json::json!({ "command": "volume 40" }).to_string();
+    let r = http::post(
+        web,
+        "/api/control",
+        &[&cookie_h, &csrf_h, "Content-Type: application/json"],
+        body.as_bytes(),
+    );
+    eprintln!("volume 40 -> {} {}", r.status, r.text());
+    assert_eq!(r.status, 200, "{}", r.text());
     // Stars only for what the library holds.
     let r = http::get(web, "/rest/star?u=b&p=sesame&f=json&id=not-a-song", &[]);
     assert_eq!(error_code(&r), Some(70));

@@ -203,13 +203,14 @@ pub async fn control(
     let Ok(words) = shell_words::split(line) else {
         return bad("unbalanced quotes".into());
     };
-    let words: Vec<String> = std::iter::once("meff".to_string()).chain(words).collect();
     let cmd = match ShellLine::try_parse_from(&words) {
         Ok(l) => l.cmd,
         Err(e) => return bad(e.to_string().lines().next().unwrap_or("").to_string()),
     };
     if !allowed(&cmd) {
-        return bad("only playback commands run from the web player".into());
+        return bad(
+            "only playback commands, to this peer's speakers, run from the web player".into(),
+        );
     }
     let (out, mut rx) = Output::new();
     let node = web.node.clone();
