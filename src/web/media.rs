@@ -120,6 +120,7 @@ pub async fn track(
             return Ok(r);
         }
     };
+    let codec = entry.codec.clone();
     let len = if size == 0 { 0 } else { end - start + 1 };
     let chunk = u64::from(entry.chunk_size).max(1);
     let mut skip = start / chunk * chunk;
@@ -189,7 +190,7 @@ pub async fn track(
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(super::subsonic::content_type(&codec_of(web, name))),
+        HeaderValue::from_static(super::subsonic::content_type(&codec)),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if status == StatusCode::PARTIAL_CONTENT
@@ -201,7 +202,7 @@ pub async fn track(
         let file = format!(
             "{}.{}",
             name.replace(['"', '\\'], "_"),
-            crate::node::storage::extension_for(&codec_of(web, name))
+            crate::node::storage::extension_for(&codec)
         );
         let ascii: String = file
             .chars()
@@ -218,10 +219,6 @@ pub async fn track(
         }
     }
     Ok(r)
-}
-
-fn codec_of(web: &Web, name: &str) -> String {
-    web.node.entry(name).map(|e| e.codec).unwrap_or_default()
 }
 
 fn image_type(bytes: &[u8]) -> &'static str {
