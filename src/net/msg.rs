@@ -2,15 +2,19 @@
 
 use crate::id::PeerId;
 use crate::mesh::membership::MemberRecord;
-use crate::store::catalog::CatalogEntry;
+use crate::store::catalog::{CatalogEntry, EntryKey};
 use crate::store::playlists::PlaylistItem;
+use crate::store::recon::Range;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// 2: member records say whether the peer's disk is full.
 /// 3: catalog entries carry a lineage (concurrent pushes of one name both stay) and a stored
 /// cover; a pusher checks its new entry against every peer's (`CatalogCheck`); playlists.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// 4: membership and holdings travel as deltas with digests.
+/// 5: catalogs reconcile by ranges (`CatalogRecon`); the catalog digest is an XOR of entry
+/// hashes; entries a round found missing travel as `CatalogItems`, in frames of about 1 MiB.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The one line both sides of a version mismatch print: both versions, and who must upgrade.
 pub fn version_mismatch(who: &str, theirs: u16) -> String {
@@ -67,9 +71,10 @@ pub enum Msg {
     Introduce {
         peer: PeerId,
     },
-    /// Catalog entries that changed, or the whole catalog after a digest mismatch.
+    /// Catalog entries that changed (passed on to the receiver's other peers).
     Catalog(Vec<CatalogEntry>),
-    /// Anti-entropy: the digest of the sender's catalog.
+    /// Anti-entropy: the digest of the sender's catalog; a receiver whose own differs starts a
+    /// reconciliation round (`CatalogRecon`).
     CatalogDigest([u8; 32]),
     /// Every blob hash the sender holds.
     /// Every blob the sender holds, as of its change number `seq` (sent when a link opens
@@ -141,6 +146,10 @@ pub enum Msg {
     },
     /// "Send me your whole holdings": a delta went missing or a digest differed.
     HoldingsAsk,
+    /// A step of catalog reconciliation: the ranges still open (empty: we are in sync).
+    CatalogRecon(Vec<Range<EntryKey>>),
+    /// Entries a reconciliation round found the receiver lacking (not passed on).
+    CatalogItems(Vec<CatalogEntry>),
 }
 
 const KB: usize = 1024;
@@ -180,6 +189,8 @@ impl Msg {
             Msg::HoldingsDelta { .. } => 24,
             Msg::HoldingsDigest { .. } => 25,
             Msg::HoldingsAsk => 26,
+            Msg::CatalogRecon(_) => 27,
+            Msg::CatalogItems(_) => 28,
         }
     }
 
@@ -212,6 +223,8 @@ impl Msg {
             Msg::HoldingsDelta { .. } => "holdings-delta",
             Msg::HoldingsDigest { .. } => "holdings-digest",
             Msg::HoldingsAsk => "holdings-ask",
+            Msg::CatalogRecon(_) => "catalog-recon",
+            Msg::CatalogItems(_) => "catalog-items",
         }
     }
 
@@ -225,7 +238,8 @@ impl Msg {
             4 => 256 * KB,
             5 => 64,
             6 => 64,
-            7 => 64 * KB * KB,
+            // Frames of about 1 MiB; one entry of a very long track (its chunk hashes) may be more.
+            7 => 16 * KB * KB,
             8 => 64,
             9 => 8 * KB * KB,
             10 => 64,
@@ -245,6 +259,8 @@ impl Msg {
             24 => 8 * KB * KB,
             25 => 64,
             26 => 16,
+            27 => KB * KB,
+            28 => 16 * KB * KB,
             _ => return None,
         })
     }

@@ -112,6 +112,18 @@ impl ControlTx {
     }
 }
 
+impl ControlTx {
+    /// Ordered messages waiting to be written.
+    pub(crate) fn backlog(&self) -> usize {
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ordered
+            .len()
+    }
+}
+
 impl ControlRx {
     /// The next message to write: ordered ones first, then the waiting snapshots; None once
     /// the queue is closed.

@@ -285,6 +285,8 @@ impl Node {
                 Ok(())
             }
             Msg::Catalog(_)
+            | Msg::CatalogItems(_)
+            | Msg::CatalogRecon(_)
             | Msg::CatalogDigest(_)
             | Msg::Holdings { .. }
             | Msg::HoldingsDelta { .. }

@@ -2,6 +2,7 @@
 //! database and (later) the blob store; shell, control socket and tests all drive it through
 //! its methods.
 
+mod catalog_sync;
 mod conn;
 mod control_queue;
 mod disk_full;
@@ -153,9 +154,11 @@ pub(crate) struct State {
     pub last_liveness_check: Option<Instant>,
     /// When we last acted on an introduction to each peer.
     pub punched: HashMap<PeerId, Instant>,
-    /// Peers whose catalog digest differed from ours: their full catalog is on its way, and
-    /// applying it completes our first sync.
-    pub sync_pending: HashSet<PeerId>,
+    /// The peer we are catching up from, and when it last sent us something: while we are
+    /// not synced, rounds with others wait.
+    pub pulling: Option<(PeerId, Instant)>,
+    /// Per peer, the task answering its catalog rounds in order.
+    pub recon_workers: HashMap<PeerId, tokio::sync::mpsc::Sender<catalog_sync::CatalogRanges>>,
     /// Blobs we deleted because our copy was corrupt: a fetch for one is told so, not just
     /// "not held", so the asker can say how many copies were bad.
     pub corrupt_dropped: HashSet<Hash>,
@@ -402,7 +405,8 @@ impl Node {
                     dead_dials: HashMap::new(),
                     table_sent: HashMap::new(),
                     last_liveness_check: None,
-                    sync_pending: HashSet::new(),
+                    pulling: None,
+                    recon_workers: HashMap::new(),
                     corrupt_dropped: HashSet::new(),
                     disk_full: false,
                     pull_backoff: HashMap::new(),

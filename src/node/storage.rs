@@ -243,36 +243,67 @@ impl Node {
 
     /// Apply entries (ours or from `from`), persist what changed, pass it on.
     pub(crate) fn apply_catalog(&self, entries: Vec<CatalogEntry>, from: Option<PeerId>) {
+        let (changed, _) = self.merge_entries(entries);
+        self.persist_and_pass_on(changed, from);
+    }
+
+    /// Apply entries a reconciliation round brought: persisted, and passed on only where we
+    /// added our ack to a tombstone (the others reconcile for themselves, and a joiner passing
+    /// on the whole catalog to every peer would send it N times over).
+    pub(crate) fn apply_catalog_quietly(&self, entries: Vec<CatalogEntry>) {
+        let (changed, acked) = self.merge_entries(entries);
+        if changed.is_empty() {
+            return;
+        }
+        let rows: Vec<(String, CatalogEntry)> = changed
+            .iter()
+            .map(|e| (db_key(&e.key()), e.clone()))
+            .collect();
+        self.inner
+            .db_writes
+            .submit(crate::store::db::Write::catalog(&rows, &[]));
+        for b in super::catalog_sync::batches(acked) {
+            self.broadcast(Msg::Catalog(b), None);
+        }
+    }
+
+    /// Merges entries; returns those that changed, and those of them that changed because we
+    /// acked a tombstone.
+    fn merge_entries(&self, entries: Vec<CatalogEntry>) -> (Vec<CatalogEntry>, Vec<CatalogEntry>) {
         let me = self.id();
         let mut changed = Vec::new();
-        {
-            let mut st = self.state();
-            let wall = now_ms();
-            for e in entries {
-                if let Err(why) = validate_entry(&e) {
-                    warn!("ignoring catalog entry {:?}: {why}", e.name);
-                    continue;
+        let mut acked = Vec::new();
+        let mut st = self.state();
+        let wall = now_ms();
+        for e in entries {
+            if let Err(why) = validate_entry(&e) {
+                warn!("ignoring catalog entry {:?}: {why}", e.name);
+                continue;
+            }
+            // A clock far ahead of ours would pin our clock; such entries are refused.
+            if e.version.ts.ms() > wall + MAX_CLOCK_SKEW_MS {
+                warn!(
+                    "ignoring catalog entry {:?}: its clock is far in the future",
+                    e.name
+                );
+                continue;
+            }
+            st.hlc.observe(e.version.ts, wall);
+            let key = e.key();
+            let mut did = st.catalog.apply(e);
+            let mut ack = false;
+            if st.catalog.by_key(&key).is_some_and(|x| x.tombstone) {
+                ack = st.catalog.ack_tombstone(&key, me);
+                did |= ack;
+            }
+            if did && let Some(x) = st.catalog.by_key(&key) {
+                if ack {
+                    acked.push(x.clone());
                 }
-                // A clock far ahead of ours would pin our clock; such entries are refused.
-                if e.version.ts.ms() > wall + MAX_CLOCK_SKEW_MS {
-                    warn!(
-                        "ignoring catalog entry {:?}: its clock is far in the future",
-                        e.name
-                    );
-                    continue;
-                }
-                st.hlc.observe(e.version.ts, wall);
-                let key = e.key();
-                let mut did = st.catalog.apply(e);
-                if st.catalog.by_key(&key).is_some_and(|x| x.tombstone) {
-                    did |= st.catalog.ack_tombstone(&key, me);
-                }
-                if did && let Some(x) = st.catalog.by_key(&key) {
-                    changed.push(x.clone());
-                }
+                changed.push(x.clone());
             }
         }
-        self.persist_and_pass_on(changed, from);
+        (changed, acked)
     }
 
     /// Stores entries that changed and sends them to every peer but `from`.
@@ -287,7 +318,9 @@ impl Node {
         self.inner
             .db_writes
             .submit(crate::store::db::Write::catalog(&rows, &[]));
-        self.broadcast(Msg::Catalog(changed), from);
+        for b in super::catalog_sync::batches(changed) {
+            self.broadcast(Msg::Catalog(b), from);
+        }
     }
 
     pub(crate) fn broadcast(&self, msg: Msg, except: Option<PeerId>) {
@@ -348,12 +381,10 @@ impl Node {
         self.send_to(peer, Msg::HoldingsAsk);
     }
 
-    /// What a new link starts with: our digest (a mismatch brings the other side's whole
-    /// catalog, which completes a joiner's first sync) and our holdings, so neither side
-    /// waits for the next anti-entropy round.
+    /// What a new link starts with: a catalog round or digest, and our holdings and playlist
+    /// digest, so neither side waits for the next anti-entropy round.
     pub(crate) fn open_sync(&self, peer: PeerId) {
-        let digest = self.state().catalog.digest();
-        self.send_to(peer, Msg::CatalogDigest(digest));
+        self.open_catalog_sync(peer);
         self.send_to(peer, self.holdings_msg());
         let playlists = self.state().playlists.digest();
         self.send_to(peer, Msg::PlaylistDigest(playlists));
@@ -403,27 +434,10 @@ impl Node {
 
     pub(crate) fn handle_storage_control(&self, peer: PeerId, msg: Msg) -> Result<()> {
         match msg {
-            Msg::Catalog(entries) => {
-                self.apply_catalog(entries, Some(peer));
-                if self.state().sync_pending.remove(&peer) {
-                    self.mark_synced();
-                }
-            }
-            Msg::CatalogDigest(d) => {
-                let (ours, all) = {
-                    let st = self.state();
-                    (
-                        st.catalog.digest(),
-                        st.catalog.all().cloned().collect::<Vec<_>>(),
-                    )
-                };
-                if ours == d {
-                    self.mark_synced();
-                } else {
-                    self.state().sync_pending.insert(peer);
-                    self.send_to(peer, Msg::Catalog(all));
-                }
-            }
+            Msg::Catalog(entries) => self.apply_catalog(entries, Some(peer)),
+            Msg::CatalogItems(entries) => self.on_catalog_items(peer, entries),
+            Msg::CatalogDigest(d) => self.on_catalog_digest(peer, d),
+            Msg::CatalogRecon(ranges) => self.on_catalog_recon(peer, ranges)?,
             Msg::Holdings { seq, held } => {
                 let mut st = self.state();
                 if st.holdings_seen.get(&peer).is_none_or(|s| seq >= *s) {

@@ -6,6 +6,7 @@
 //! and still end with identical catalogs. Removal writes a tombstone rather than deleting,
 //! otherwise a peer that missed the removal would resurrect the track on its next exchange.
 
+use super::recon::{ItemHash, RangeFp, ReconSet};
 use super::track_tags::TrackTags;
 use crate::id::PeerId;
 use serde::{Deserialize, Serialize};
@@ -197,6 +198,48 @@ impl CatalogEntry {
     }
 }
 
+/// The hash of what anti-entropy must agree on for one entry: all of it, acks included (acks
+/// change without a new version, and if they were left out a lost ack would never be resent
+/// and the tombstone never pruned).
+pub fn entry_hash(e: &CatalogEntry) -> ItemHash {
+    // The whole entry: two peers holding one version with different contents (one lost its
+    // clock state) must see the difference, or the merge that settles it never runs.
+    let bytes = postcard::to_allocvec(e).unwrap_or_default();
+    *blake3::Hasher::new_derive_key("meff catalog entry v5")
+        .update(&bytes)
+        .finalize()
+        .as_bytes()
+}
+
+/// Catalogs reconcile entry by entry, in key order.
+impl ReconSet for Catalog {
+    type Key = EntryKey;
+
+    fn scan(
+        &self,
+        lower: Option<&EntryKey>,
+        upper: Option<&EntryKey>,
+        f: &mut dyn FnMut(&EntryKey, &ItemHash) -> bool,
+    ) {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let lo = lower.map_or(Unbounded, Included);
+        let hi = upper.map_or(Unbounded, Excluded);
+        if lower.zip(upper).is_some_and(|(l, u)| l >= u) {
+            return;
+        }
+        for (k, e) in self.entries.range::<EntryKey, _>((lo, hi)) {
+            let h = self.hashes.get(k).copied().unwrap_or_else(|| entry_hash(e));
+            if !f(k, &h) {
+                break;
+            }
+        }
+    }
+
+    fn key_bytes(key: &EntryKey) -> usize {
+        key.0.len() + 44
+    }
+}
+
 /// What [`merge`] decided.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MergeOutcome {
@@ -281,6 +324,13 @@ pub struct Catalog {
     by_hash: HashMap<[u8; 32], BTreeSet<EntryKey>>,
     /// Bumped on every change: what tells a cached index it is stale.
     generation: u64,
+    /// Fingerprint of every entry's [`entry_hash`], kept up to date so the digest costs
+    /// nothing however large the catalog.
+    total: RangeFp,
+    /// Each entry's [`entry_hash`], kept so a reconciliation pass does not rehash the catalog.
+    hashes: HashMap<EntryKey, ItemHash>,
+    /// Keys of the tombstones, so pruning looks at them only.
+    tombstones: BTreeSet<EntryKey>,
 }
 
 /// Two catalogs are equal when they hold the same entries, however they got there.
@@ -329,6 +379,17 @@ impl Catalog {
                     .or_default()
                     .insert(key.clone());
             }
+            if let Some(old) = self.hashes.get(&key) {
+                self.total.remove(old);
+            }
+            let h = entry_hash(&outcome.winner);
+            self.total.add(&h);
+            self.hashes.insert(key.clone(), h);
+            if outcome.winner.tombstone {
+                self.tombstones.insert(key.clone());
+            } else {
+                self.tombstones.remove(&key);
+            }
             self.entries.insert(key.clone(), outcome.winner);
             self.generation += 1;
             self.reshow(&key.0);
@@ -344,7 +405,15 @@ impl Catalog {
     /// Record that `peer` has stored the tombstone at `key`; true if that is news.
     pub fn ack_tombstone(&mut self, key: &EntryKey, peer: PeerId) -> bool {
         match self.entries.get_mut(key) {
-            Some(e) if e.tombstone => e.tombstone_acks.insert(peer),
+            Some(e) if e.tombstone && !e.tombstone_acks.contains(&peer) => {
+                e.tombstone_acks.insert(peer);
+                let h = entry_hash(e);
+                if let Some(old) = self.hashes.insert(key.clone(), h) {
+                    self.total.remove(&old);
+                }
+                self.total.add(&h);
+                true
+            }
             _ => false,
         }
     }
@@ -411,28 +480,13 @@ impl Catalog {
         self.entries.values().map(|e| e.version).max()
     }
 
-    /// A fingerprint two peers compare before deciding to exchange full catalogs.
-    ///
-    /// Covers name, lineage, version, tombstone flag, content hash and the acks: acks change
-    /// without a new version, and if they were left out a lost ack would never be resent and
-    /// the tombstone could never be pruned.
+    /// A fingerprint two peers compare before reconciling (see [`recon`](super::recon)): of
+    /// every entry's [`entry_hash`], so it costs nothing to compute whatever the catalog's size.
     pub fn digest(&self) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
-        h.update(b"meff catalog digest v3\0");
-        for e in self.entries.values() {
-            h.update(&(e.name.len() as u64).to_le_bytes());
-            h.update(e.name.as_bytes());
-            h.update(&e.lineage.ts.0.to_le_bytes());
-            h.update(&e.lineage.peer.0);
-            h.update(&e.version.ts.0.to_le_bytes());
-            h.update(&e.version.peer.0);
-            h.update(&[e.tombstone as u8]);
-            h.update(&e.hash);
-            h.update(&(e.tombstone_acks.len() as u64).to_le_bytes());
-            for p in &e.tombstone_acks {
-                h.update(&p.0);
-            }
-        }
+        h.update(b"meff catalog digest v5\0");
+        h.update(&self.total.xor);
+        h.update(&self.total.count.to_le_bytes());
         *h.finalize().as_bytes()
     }
 
@@ -446,13 +500,21 @@ impl Catalog {
             return Vec::new();
         }
         let done: Vec<EntryKey> = self
-            .entries
+            .tombstones
             .iter()
-            .filter(|(_, e)| e.tombstone && members.is_subset(&e.tombstone_acks))
-            .map(|(k, _)| k.clone())
+            .filter(|k| {
+                self.entries
+                    .get(*k)
+                    .is_some_and(|e| members.is_subset(&e.tombstone_acks))
+            })
+            .cloned()
             .collect();
         for key in &done {
+            self.tombstones.remove(key);
             self.entries.remove(key);
+            if let Some(h) = self.hashes.remove(key) {
+                self.total.remove(&h);
+            }
         }
         done
     }
@@ -1288,6 +1350,43 @@ mod tests {
             // The names shown are a function of the entries, not of their arrival order.
             prop_assert_eq!(shown_keys(&l), shown_keys(&a));
             prop_assert_eq!(shown_keys(&fold(&shuffled)), shown_keys(&a));
+        }
+
+        /// Two catalogs reconciled range by range end equal, and the digest kept up to date
+        /// entry by entry (applies, acks, prunes) equals the one computed from scratch.
+        #[test]
+        fn catalogs_converge_by_ranges(
+            entries in prop::collection::vec(arb_entry(), 0..16),
+            split in any::<prop::sample::Index>(),
+            acks in prop::collection::vec((0u8..4, any::<prop::sample::Index>()), 0..4),
+        ) {
+            let at = split.index(entries.len() + 1);
+            let (mut l, mut r) = (fold(&entries[..at]), fold(&entries[at..]));
+            let keys: Vec<EntryKey> = l.all().map(|e| e.key()).collect();
+            for (p, i) in acks {
+                if !keys.is_empty() {
+                    l.ack_tombstone(&keys[i.index(keys.len())], PeerId([p; 32]));
+                }
+            }
+            l.prune_tombstones(&BTreeSet::from([PeerId([1; 32]), PeerId([2; 32])]));
+            prop_assert_eq!(l.total, super::super::recon::fingerprint(&l, None, None));
+            let lim = super::super::recon::Limits { ids_max: 2, split: 2, ..Default::default() };
+            let mut msg = super::super::recon::start(&l);
+            let mut to_r = true;
+            for _ in 0..64 {
+                let (me, other) = if to_r { (&mut r, &mut l) } else { (&mut l, &mut r) };
+                let step = super::super::recon::respond(&*me, &msg, &lim).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let mut out: Vec<CatalogEntry> = step.send_keys.iter().filter_map(|k| me.by_key(k).cloned()).collect();
+                for (lo, hi) in &step.send_ranges {
+                    me.scan(lo.as_ref(), hi.as_ref(), &mut |k, _| { out.extend(me.by_key(k).cloned()); true });
+                }
+                for e in out { other.apply(e); }
+                if step.reply.is_empty() { break; }
+                msg = step.reply;
+                to_r = !to_r;
+            }
+            prop_assert_eq!(l.digest(), r.digest());
+            prop_assert_eq!(&l, &r);
         }
     }
 }

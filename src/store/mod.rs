@@ -11,5 +11,6 @@ pub mod fsutil;
 pub mod library;
 pub mod old_catalog;
 pub mod playlists;
+pub mod recon;
 pub mod repair;
 pub mod track_tags;
