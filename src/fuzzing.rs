@@ -94,6 +94,7 @@ mod seeds {
             Msg::Heartbeat(Heartbeat {
                 seq: 1,
                 rtt_us: 300,
+                load: 0,
             }),
             Msg::Leave { incarnation: 7 },
             Msg::CatalogDigest([3; 32]),

@@ -59,7 +59,11 @@ async fn garbage_oversized_wrong_kind_and_wrong_version_are_cut_off() {
 
     // A frame of the wrong kind first.
     let (_ep, conn, _) = raw_connect(&a, &dir.path().join("raw3")).await;
-    let hb = frame::encode(&Msg::Heartbeat(Heartbeat { seq: 1, rtt_us: 1 }));
+    let hb = frame::encode(&Msg::Heartbeat(Heartbeat {
+        seq: 1,
+        rtt_us: 1,
+        load: 0,
+    }));
     let code = send_and_expect_close(&conn, &hb).await;
     assert_eq!(code, close_code::PROTOCOL as u64);
 

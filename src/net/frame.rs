@@ -137,6 +137,7 @@ mod tests {
         let m = Msg::Heartbeat(Heartbeat {
             seq: 7,
             rtt_us: 300,
+            load: 2,
         });
         let bytes = encode(&m);
         let header: [u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().unwrap();
@@ -148,7 +149,11 @@ mod tests {
 
     #[test]
     fn oversized_refused_from_header() {
-        let m = Msg::Heartbeat(Heartbeat { seq: 1, rtt_us: 1 });
+        let m = Msg::Heartbeat(Heartbeat {
+            seq: 1,
+            rtt_us: 1,
+            load: 0,
+        });
         let kind = m.kind();
         let max = Msg::max_len(kind).unwrap();
         let mut h = [kind, 0, 0, 0, 0];
@@ -167,13 +172,21 @@ mod tests {
             decode_header(&[250, 0, 0, 0, 1]),
             Err(FrameError::UnknownKind(250))
         ));
-        let hb = Msg::Heartbeat(Heartbeat { seq: 1, rtt_us: 1 });
+        let hb = Msg::Heartbeat(Heartbeat {
+            seq: 1,
+            rtt_us: 1,
+            load: 0,
+        });
         assert!(decode_body(hb.kind(), &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
     }
 
     #[test]
     fn kind_mismatch_refused() {
-        let m = Msg::Heartbeat(Heartbeat { seq: 1, rtt_us: 1 });
+        let m = Msg::Heartbeat(Heartbeat {
+            seq: 1,
+            rtt_us: 1,
+            load: 0,
+        });
         let bytes = encode(&m);
         let other = Msg::Leave { incarnation: 1 }.kind();
         assert!(decode_body(other, &bytes[HEADER_LEN..]).is_err());

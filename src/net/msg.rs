@@ -13,7 +13,8 @@ use std::net::SocketAddr;
 /// cover; a pusher checks its new entry against every peer's (`CatalogCheck`); playlists.
 /// 4: membership and holdings travel as deltas with digests.
 /// 5: catalogs reconcile by ranges (`CatalogRecon`); the catalog digest is an XOR of entry
-/// hashes; entries a round found missing travel as `CatalogItems`, in frames of about 1 MiB.
+/// hashes; entries a round found missing travel as `CatalogItems`, in frames of about 1 MiB;
+/// heartbeats carry the sender's load, and `LoadAsk` asks for it.
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The one line both sides of a version mismatch print: both versions, and who must upgrade.
@@ -53,6 +54,8 @@ pub struct HelloAck {
 pub struct Heartbeat {
     pub seq: u64,
     pub rtt_us: u64,
+    /// Transfers the sender is serving now: what a fetcher chooses its source by.
+    pub load: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -150,12 +153,17 @@ pub enum Msg {
     CatalogRecon(Vec<Range<EntryKey>>),
     /// Entries a reconciliation round found the receiver lacking (not passed on).
     CatalogItems(Vec<CatalogEntry>),
+    /// Opens a data stream: how many transfers are you serving? Answered with `LoadIs`.
+    LoadAsk,
+    LoadIs {
+        serving: u32,
+    },
 }
 
 const KB: usize = 1024;
 
 /// Kinds that may open a stream after the handshake.
-pub const STREAM_OPENERS: &[u8] = &[3, 10, 12, 15, 16, 19];
+pub const STREAM_OPENERS: &[u8] = &[3, 10, 12, 15, 16, 19, 29];
 /// The kind that opens a connection.
 pub const HELLO: &[u8] = &[0];
 
@@ -191,6 +199,8 @@ impl Msg {
             Msg::HoldingsAsk => 26,
             Msg::CatalogRecon(_) => 27,
             Msg::CatalogItems(_) => 28,
+            Msg::LoadAsk => 29,
+            Msg::LoadIs { .. } => 30,
         }
     }
 
@@ -225,6 +235,8 @@ impl Msg {
             Msg::HoldingsAsk => "holdings-ask",
             Msg::CatalogRecon(_) => "catalog-recon",
             Msg::CatalogItems(_) => "catalog-items",
+            Msg::LoadAsk => "load-ask",
+            Msg::LoadIs { .. } => "load-is",
         }
     }
 
@@ -261,6 +273,8 @@ impl Msg {
             26 => 16,
             27 => KB * KB,
             28 => 16 * KB * KB,
+            29 => 16,
+            30 => 16,
             _ => return None,
         })
     }

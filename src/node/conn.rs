@@ -465,7 +465,8 @@ impl Node {
         mut recv: quinn::RecvStream,
         first: Option<Heartbeat>,
     ) {
-        if first.is_some() {
+        if let Some(hb) = first {
+            self.heard_load(peer, hb.load);
             self.heard_from(peer, &conn);
         }
         let node = self.clone();
@@ -479,6 +480,7 @@ impl Node {
                 let hb = Msg::Heartbeat(Heartbeat {
                     seq,
                     rtt_us: c.rtt().as_micros() as u64,
+                    load: node.serving_now(),
                 });
                 if frame::write_frame(&mut send, &hb).await.is_err() || node.is_stopped() {
                     break;
@@ -487,7 +489,10 @@ impl Node {
         });
         loop {
             match frame::read_frame(&mut recv).await {
-                Ok(Msg::Heartbeat(_)) => self.heard_from(peer, &conn),
+                Ok(Msg::Heartbeat(hb)) => {
+                    self.heard_load(peer, hb.load);
+                    self.heard_from(peer, &conn);
+                }
                 Ok(other) => {
                     self.protocol_violation(
                         peer,
@@ -506,6 +511,10 @@ impl Node {
             }
         }
         writer.abort();
+    }
+
+    fn heard_load(&self, peer: PeerId, load: u32) {
+        self.state().peer_load.insert(peer, load);
     }
 
     fn heard_from(&self, peer: PeerId, conn: &quinn::Connection) {

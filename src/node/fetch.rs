@@ -3,12 +3,13 @@
 //! on from the same offset at the next best holder.
 
 use super::Node;
+use super::source_choice::{Balance, RateWatch, better_holder, check_interval};
 use crate::id::PeerId;
 use crate::net::frame;
 use crate::net::msg::Msg;
 use crate::store::catalog::{CatalogEntry, HEAD_PIECE, verify_chunk, verify_head_piece};
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -45,12 +46,18 @@ impl std::error::Error for FetchFailed {}
 pub(crate) enum SourceError {
     Corrupt(String),
     Unreachable(String),
+    /// Delivering slower than the track plays, while another holder could serve.
+    Slow,
+    /// Another holder serves at least two fewer transfers: go on there.
+    Move(PeerId),
 }
 
 impl std::fmt::Display for SourceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SourceError::Corrupt(m) | SourceError::Unreachable(m) => f.write_str(m),
+            SourceError::Slow => f.write_str("slower than the track plays"),
+            SourceError::Move(p) => write!(f, "moving to the less loaded {}", p.short()),
         }
     }
 }
@@ -78,13 +85,15 @@ enum Outcome {
 }
 
 impl Node {
-    /// Holders to try, best first: fewest transfers in flight, then lowest rtt.
+    /// Holders to try, best first: fewest transfers (as each reported, plus ours to it), then
+    /// lowest rtt (to the millisecond), then at random, so fetches that start together with
+    /// the same view do not all pick one holder.
     pub(crate) fn sources_for(&self, entry: &CatalogEntry) -> Vec<PeerId> {
         let holders = self.known_holders();
         let alive = self.alive_peers();
         let me = self.id();
         let st = self.state();
-        let mut v: Vec<(usize, Duration, PeerId)> = holders
+        let mut v: Vec<(usize, u128, u32, PeerId)> = holders
             .get(&entry.hash)
             .into_iter()
             .flatten()
@@ -95,11 +104,13 @@ impl Node {
                     .get(p)
                     .map(|l| l.conn.rtt())
                     .unwrap_or(Duration::MAX);
-                (st.in_flight.get(p).copied().unwrap_or(0), rtt, *p)
+                let load = st.in_flight.get(p).copied().unwrap_or(0)
+                    + st.peer_load.get(p).copied().unwrap_or(0) as usize;
+                (load, rtt.as_millis(), rand::random::<u32>(), *p)
             })
             .collect();
         v.sort();
-        v.into_iter().map(|(_, _, p)| p).collect()
+        v.into_iter().map(|(_, _, _, p)| p).collect()
     }
 
     /// Sends every verified chunk of `entry`, in order, into `tx`. `local_first`: read our own
@@ -150,18 +161,27 @@ impl Node {
                 }
             }
         }
-        for _ in 0..ROUNDS {
-            let sources = self.sources_for(entry);
+        let mut balance = Balance::new(entry.size, entry.duration_s);
+        let mut planned: Option<PeerId> = None;
+        let mut round = 0;
+        while round < ROUNDS {
+            let mut sources = self.sources_for(entry);
+            // A planned move goes first; holders found slow go last.
+            sources.sort_by_key(|p| (Some(*p) != planned, balance.slow.contains(p)));
+            let mut moved = false;
             for src in sources {
                 if report.sources.last() != Some(&src) {
-                    if !report.sources.is_empty() {
+                    if !report.sources.is_empty() && planned != Some(src) {
                         report.failovers += 1;
                     }
                     report.sources.push(src);
                     on_source(src);
                 }
+                planned = None;
                 *self.state().in_flight.entry(src).or_default() += 1;
-                let r = self.fetch_from(src, entry, &tx, &mut offset).await;
+                let r = self
+                    .fetch_from(src, entry, &tx, &mut offset, &mut balance)
+                    .await;
                 if let Some(n) = self.state().in_flight.get_mut(&src) {
                     *n = n.saturating_sub(1);
                 }
@@ -170,19 +190,35 @@ impl Node {
                         report.bytes = offset;
                         return Ok(report);
                     }
+                    Err(SourceError::Move(to)) => {
+                        balance.moves += 1;
+                        planned = Some(to);
+                        moved = true;
+                        break;
+                    }
                     Err(e) => {
                         info!(
                             "source {} failed at byte {offset}: {e}",
                             self.peer_name(&src)
                         );
-                        if matches!(e, SourceError::Corrupt(_)) {
-                            corrupt.insert(src);
-                        } else {
-                            failed.insert(src);
+                        match e {
+                            SourceError::Corrupt(_) => {
+                                corrupt.insert(src);
+                            }
+                            SourceError::Slow => {
+                                balance.slow.insert(src);
+                            }
+                            _ => {
+                                failed.insert(src);
+                            }
                         }
                     }
                 }
             }
+            if moved {
+                continue;
+            }
+            round += 1;
             // Every holder left is one whose copy is known bad: another round cannot help.
             if self.sources_for(entry).iter().all(|p| corrupt.contains(p)) {
                 break;
@@ -246,6 +282,7 @@ impl Node {
         entry: &CatalogEntry,
         tx: &mpsc::Sender<Vec<u8>>,
         offset: &mut u64,
+        balance: &mut Balance,
     ) -> Result<Outcome, SourceError> {
         let conn = self.link_conn(&src)?;
         let (mut send, mut recv) = tokio::time::timeout(STALL, conn.open_bi())
@@ -305,10 +342,13 @@ impl Node {
                 other => return Ok(other),
             }
         }
+        let mut rate = RateWatch::default();
         while *offset < entry.size {
             let want = (entry.size - *offset).min(chunk) as usize;
             let mut buf = vec![0u8; want];
+            let waiting = Instant::now();
             read_exact_within(&mut recv, &mut buf).await?;
+            rate.add(want, waiting.elapsed());
             if !verify_chunk(entry, index, &buf) {
                 return Err(SourceError::Corrupt(format!(
                     "chunk {index} does not match its hash"
@@ -320,8 +360,46 @@ impl Node {
                 let _ = recv.stop(0u32.into());
                 return Ok(Outcome::Cancelled);
             }
+            if *offset < entry.size
+                && Instant::now() >= balance.next_check
+                && let Some(why) = self.consider_move(src, entry, balance, &rate).await
+            {
+                let _ = recv.stop(0u32.into());
+                return Err(why);
+            }
         }
         Ok(Outcome::Done)
+    }
+
+    /// Whether to leave `src` now: for being slower than the track plays, or for a holder
+    /// serving at least two fewer transfers. Only when another holder could take over.
+    async fn consider_move(
+        &self,
+        src: PeerId,
+        entry: &CatalogEntry,
+        balance: &mut Balance,
+        rate: &RateWatch,
+    ) -> Option<SourceError> {
+        balance.next_check = Instant::now() + check_interval();
+        let others: Vec<PeerId> = self
+            .other_holders(&entry.hash, src)
+            .into_iter()
+            .filter(|p| !balance.slow.contains(p))
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        if rate.too_slow(balance.bytes_per_s) {
+            return Some(SourceError::Slow);
+        }
+        if !balance.may_move() {
+            return None;
+        }
+        let mut ask = others;
+        ask.push(src);
+        let loads = self.probe_loads(&ask).await;
+        let current = loads.iter().find(|(p, _)| *p == src)?.1;
+        better_holder(src, current, &loads, &balance.slow).map(SourceError::Move)
     }
 
     /// The first chunk as head pieces of 16 KiB, each checked and handed on as it arrives:

@@ -22,6 +22,7 @@ mod range_reader;
 mod relay;
 mod repair_task;
 mod scrub;
+mod source_choice;
 pub mod status;
 pub mod storage;
 pub mod stream;
@@ -140,6 +141,8 @@ pub(crate) struct State {
     pub protected: HashMap<Hash, (Instant, String, crate::store::catalog::Version)>,
     /// Transfers we are running from each peer, for load-aware source choice.
     pub in_flight: HashMap<PeerId, usize>,
+    /// Transfers each peer last said it serves (heartbeats, load questions).
+    pub peer_load: HashMap<PeerId, u32>,
     /// Blobs a repair fetch is pulling right now.
     pub repairing: HashSet<Hash>,
     /// Tunnels we relay, per requesting peer.
@@ -184,6 +187,8 @@ pub(crate) struct Inner {
     pub blobs: BlobStore,
     /// Caps concurrent uploads; requests beyond it wait their turn.
     pub upload_slots: tokio::sync::Semaphore,
+    /// Transfers we serve right now (what our heartbeats report).
+    pub serving: std::sync::atomic::AtomicUsize,
     pub now_playing: Mutex<Option<listen::Session>>,
     pub queue: Mutex<queue::Queue>,
     pub volume: std::sync::atomic::AtomicU8,
@@ -398,6 +403,7 @@ impl Node {
                     held,
                     protected: HashMap::new(),
                     in_flight: HashMap::new(),
+                    peer_load: HashMap::new(),
                     repairing: HashSet::new(),
                     relayed_for: HashMap::new(),
                     punched: HashMap::new(),
@@ -417,6 +423,7 @@ impl Node {
                 local_addr,
                 blobs,
                 upload_slots: tokio::sync::Semaphore::new(MAX_UPLOADS),
+                serving: std::sync::atomic::AtomicUsize::new(0),
                 now_playing: Mutex::new(None),
                 queue: Mutex::new(queue::Queue::default()),
                 volume: std::sync::atomic::AtomicU8::new(100),

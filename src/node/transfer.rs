@@ -48,6 +48,12 @@ impl Node {
                 self.serve_store(peer, *entry, chain, &mut send, recv).await
             }
             Msg::CatalogCheck { entry } => self.serve_catalog_check(peer, *entry, &mut send).await,
+            Msg::LoadAsk => {
+                let serving = self.serving_now();
+                let _ = frame::write_frame(&mut send, &Msg::LoadIs { serving }).await;
+                let _ = send.finish();
+                return;
+            }
             Msg::RelayOpen { target } => {
                 // The tunnel owns the streams from here on.
                 if let Err(e) = self.serve_relay_open(peer, target, send, recv).await {
@@ -92,6 +98,7 @@ impl Node {
             .acquire()
             .await
             .map_err(|_| anyhow!("shutting down"))?;
+        let _serving = super::source_choice::Serving::start(&self.inner.serving);
         let path = self.inner.blobs.path(&hash);
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
