@@ -89,14 +89,12 @@ impl Node {
     /// lowest rtt (to the millisecond), then at random, so fetches that start together with
     /// the same view do not all pick one holder.
     pub(crate) fn sources_for(&self, entry: &CatalogEntry) -> Vec<PeerId> {
-        let holders = self.known_holders();
+        let holders = self.holders_of(&entry.hash);
         let alive = self.alive_peers();
         let me = self.id();
         let st = self.state();
         let mut v: Vec<(usize, u128, u32, PeerId)> = holders
-            .get(&entry.hash)
-            .into_iter()
-            .flatten()
+            .iter()
             .filter(|p| **p != me && alive.contains(p))
             .map(|p| {
                 let rtt = st
@@ -227,11 +225,7 @@ impl Node {
         }
         report.bytes = offset;
         // Holders we know of and sources that failed us, less the ones found corrupt.
-        let mut holders: BTreeSet<PeerId> = self
-            .known_holders()
-            .get(&entry.hash)
-            .cloned()
-            .unwrap_or_default();
+        let mut holders: BTreeSet<PeerId> = self.holders_of(&entry.hash);
         holders.remove(&self.id());
         holders.extend(failed);
         let unreachable = holders.iter().filter(|p| !corrupt.contains(p)).count();

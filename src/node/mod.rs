@@ -126,7 +126,7 @@ pub(crate) struct State {
     pub playlists: crate::store::playlists::Playlists,
     pub hlc: Hlc,
     /// What other peers told us they hold.
-    pub holdings: HashMap<PeerId, BTreeSet<Hash>>,
+    pub holdings: crate::mesh::holdings::HoldingsIndex,
     /// The change number of each peer's holdings we have applied.
     pub holdings_seen: HashMap<PeerId, u64>,
     /// When we last asked each peer for its whole holdings.
@@ -145,6 +145,12 @@ pub(crate) struct State {
     pub peer_load: HashMap<PeerId, u32>,
     /// Blobs a repair fetch is pulling right now.
     pub repairing: HashSet<Hash>,
+    /// Blobs repair must look at again on its next tick (besides what the catalog and the
+    /// holdings report as changed).
+    pub repair_dirty: HashSet<Hash>,
+    /// Who could hold copies at the last full repair pass: a change means a full pass.
+    pub repair_view: Option<(Vec<crate::mesh::placement::Candidate>, BTreeSet<PeerId>)>,
+    pub repair_full_at: Option<Instant>,
     /// Tunnels we relay, per requesting peer.
     pub relayed_for: HashMap<PeerId, usize>,
     /// Direct attempts made since a peer became relayed, for backing off.
@@ -396,7 +402,7 @@ impl Node {
                     catalog,
                     playlists,
                     hlc,
-                    holdings: HashMap::new(),
+                    holdings: Default::default(),
                     holdings_seen: HashMap::new(),
                     holdings_asked: HashMap::new(),
                     held_seq: now_ms() << 20,
@@ -405,6 +411,9 @@ impl Node {
                     in_flight: HashMap::new(),
                     peer_load: HashMap::new(),
                     repairing: HashSet::new(),
+                    repair_dirty: HashSet::new(),
+                    repair_view: None,
+                    repair_full_at: None,
                     relayed_for: HashMap::new(),
                     punched: HashMap::new(),
                     upgrade_tries: HashMap::new(),

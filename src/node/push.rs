@@ -155,7 +155,7 @@ impl Node {
             let mut st = self.state();
             for p in &confirmed {
                 if *p != me {
-                    st.holdings.entry(*p).or_default().insert(entry.hash);
+                    st.holdings.add(*p, entry.hash);
                 }
             }
         }
@@ -264,9 +264,8 @@ impl Node {
             size: data.len() as u32,
         };
         let entry = cover.as_blob_entry();
-        let known = self.known_holders();
         let r = self.inner.cfg.replicas.max(1);
-        if known.get(&cover.hash).is_some_and(|h| h.len() >= r) {
+        if self.holders_of(&cover.hash).len() >= r {
             return Ok(cover);
         }
         self.store_blob(&entry, BlobSource::Bytes(data), &|_, _| {})
@@ -477,14 +476,15 @@ impl Node {
         // Also what holds the same content under other names, for an import's check.
         let entries: Vec<CatalogEntry> = {
             let st = self.state();
+            let same_content = st
+                .catalog
+                .live_with_hash(&hash)
+                .filter(|k| k.0 != name)
+                .filter_map(|k| st.catalog.by_key(k));
             st.catalog
                 .lineages(&name)
                 .map(|(_, e)| e)
-                .chain(
-                    st.catalog
-                        .all()
-                        .filter(|e| e.hash == hash && e.name != name),
-                )
+                .chain(same_content)
                 .cloned()
                 .collect()
         };

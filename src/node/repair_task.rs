@@ -12,64 +12,87 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+/// A full repair pass at least this often, whatever changed.
+const FULL_PASS_EVERY: Duration = Duration::from_secs(300);
+
 impl Node {
     pub(crate) fn repair_tick(&self) {
         if self.state().leaving {
             return;
         }
         let candidates = self.placement_candidates();
-        let known = self.known_holders();
-        let (entries, held, protected) = {
-            let mut st = self.state();
-            let now = Instant::now();
-            // Protection ends once the catalog has caught up with the write it was for.
-            let catalog = &st.catalog;
-            let caught_up: Vec<Hash> = st
-                .protected
-                .iter()
-                .filter(|(_, (until, name, version))| {
-                    *until <= now
-                        || catalog
-                            .newest_version_at(name)
-                            .is_some_and(|v| v >= *version)
-                })
-                .map(|(h, _)| *h)
-                .collect();
-            for h in caught_up {
-                st.protected.remove(&h);
-            }
+        let full = self.full_peers();
+        let Some(scope) = self.repair_scope(&candidates, &full) else {
+            return;
+        };
+        let (entries, held, protected, known) = {
+            let st = self.state();
             // Names and hashes only: cloning whole entries (their chunk hashes) under the
             // lock every tick stalled every other user of the state at 100,000 tracks.
-            let entries: Vec<(String, Hash, Option<CoverRef>)> = st
-                .catalog
-                .live()
-                .map(|e| (e.name.clone(), e.hash, e.cover))
-                .collect();
+            let live = |k: &crate::store::catalog::EntryKey| {
+                st.catalog
+                    .by_key(k)
+                    .filter(|e| !e.tombstone)
+                    .map(|e| (e.name.clone(), e.hash, e.cover))
+            };
+            let entries: Vec<(String, Hash, Option<CoverRef>)> = match &scope {
+                None => st
+                    .catalog
+                    .live()
+                    .map(|e| (e.name.clone(), e.hash, e.cover))
+                    .collect(),
+                Some(hashes) => hashes
+                    .iter()
+                    .flat_map(|h| {
+                        let tracks = st.catalog.live_with_hash(h).next();
+                        let covers = st.catalog.live_with_cover(h).next();
+                        tracks.into_iter().chain(covers).filter_map(live)
+                    })
+                    .collect(),
+            };
+            let held: BTreeSet<Hash> = match &scope {
+                None => st.held.clone(),
+                Some(hashes) => hashes
+                    .iter()
+                    .filter(|h| st.held.contains(*h))
+                    .copied()
+                    .collect(),
+            };
+            let known: std::collections::BTreeMap<Hash, BTreeSet<crate::id::PeerId>> = match &scope
+            {
+                None => st.holdings.all().map(|(h, p)| (*h, p.clone())).collect(),
+                Some(hashes) => hashes
+                    .iter()
+                    .filter_map(|h| st.holdings.holders(h).map(|p| (*h, p.clone())))
+                    .collect(),
+            };
             let protected: BTreeSet<Hash> = st
                 .protected
                 .keys()
                 .chain(st.repairing.iter())
                 .copied()
                 .collect();
-            (entries, st.held.clone(), protected)
+            (entries, held, protected, known)
         };
         // A cover is a blob of its own, placed by its hash like a track.
+        let in_scope = |h: &Hash| scope.as_ref().is_none_or(|s| s.contains(h));
         let covers: Vec<CatalogEntry> = entries
             .iter()
             .filter_map(|e| e.2)
+            .filter(|c| in_scope(&c.hash))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .map(|c| c.as_blob_entry())
             .collect();
         let tracks: Vec<TrackRef> = entries
             .iter()
+            .filter(|(_, hash, _)| in_scope(hash))
             .map(|(name, hash, _)| TrackRef { name, hash: *hash })
             .chain(covers.iter().map(|e| TrackRef {
                 name: &e.name,
                 hash: e.hash,
             }))
             .collect();
-        let full = self.full_peers();
         let actions = plan(&RepairInput {
             tracks: &tracks,
             alive: &candidates,
@@ -85,6 +108,8 @@ impl Node {
             match a {
                 RepairAction::Fetch { hash, .. } => {
                     if self.pull_backing_off(&hash, now) || !self.state().repairing.insert(hash) {
+                        // Still wanted: look at it again on a later tick.
+                        self.state().repair_dirty.insert(hash);
                         continue;
                     }
                     let track = self.state().catalog.entry_with_hash(&hash).cloned();
@@ -110,7 +135,9 @@ impl Node {
                                 warn!("repair: cannot pull {}: {e:#}", entry.name);
                             }
                         }
-                        node.state().repairing.remove(&hash);
+                        let mut st = node.state();
+                        st.repairing.remove(&hash);
+                        st.repair_dirty.insert(hash);
                     });
                 }
                 RepairAction::Drop { hash } | RepairAction::DropUnreferenced { hash } => {
@@ -119,6 +146,48 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// The blobs this tick must look at: None for all of them (the first tick, a change in who
+    /// may hold copies, and every few minutes as a backstop), else those whose entries,
+    /// holders, copy or protection changed since the last tick; nothing when nothing did.
+    fn repair_scope(
+        &self,
+        candidates: &[placement::Candidate],
+        full: &BTreeSet<crate::id::PeerId>,
+    ) -> Option<Option<std::collections::HashSet<Hash>>> {
+        let mut st = self.state();
+        let now = Instant::now();
+        // Protection ends once the catalog has caught up with the write it was for.
+        let catalog = &st.catalog;
+        let caught_up: Vec<Hash> = st
+            .protected
+            .iter()
+            .filter(|(_, (until, name, version))| {
+                *until <= now
+                    || catalog
+                        .newest_version_at(name)
+                        .is_some_and(|v| v >= *version)
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        for h in caught_up {
+            st.protected.remove(&h);
+            st.repair_dirty.insert(h);
+        }
+        let mut dirty = std::mem::take(&mut st.repair_dirty);
+        dirty.extend(st.catalog.take_changed_blobs());
+        dirty.extend(st.holdings.take_changed());
+        let view = (candidates.to_vec(), full.clone());
+        let stale = st
+            .repair_full_at
+            .is_none_or(|t| now.duration_since(t) >= FULL_PASS_EVERY);
+        if stale || st.repair_view.as_ref() != Some(&view) {
+            st.repair_view = Some(view);
+            st.repair_full_at = Some(now);
+            return Some(None);
+        }
+        (!dirty.is_empty()).then_some(Some(dirty))
     }
 
     /// Fetch a blob from its holders into our blob store.

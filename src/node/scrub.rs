@@ -12,6 +12,9 @@ const SCRUB_RATE: u64 = 8 << 20;
 const PIECE: usize = 1 << 20;
 /// Pause between passes, and when nothing is held.
 const IDLE: Duration = Duration::from_secs(10);
+/// At least this long per blob: opening and reading a file costs something however small it
+/// is, and 100,000 tiny blobs checked back to back would keep a core busy.
+const PER_BLOB: Duration = Duration::from_millis(20);
 
 impl Node {
     pub(crate) fn spawn_scrub(&self) {
@@ -38,6 +41,7 @@ impl Node {
                     }
                 };
                 after = Some(hash);
+                let started = tokio::time::Instant::now();
                 let path = node.inner.blobs.path(&hash);
                 let stop = node.inner.shutdown.clone();
                 let verdict =
@@ -47,8 +51,9 @@ impl Node {
                 {
                     node.drop_corrupt_blob(&hash);
                 }
-                if node.is_stopped() {
-                    return;
+                tokio::select! {
+                    _ = node.stopped() => return,
+                    _ = tokio::time::sleep_until(started + PER_BLOB) => {}
                 }
             }
         });

@@ -133,10 +133,8 @@ impl Node {
     pub(crate) fn other_holders(&self, hash: &[u8; 32], current: PeerId) -> Vec<PeerId> {
         let alive = self.alive_peers();
         let me = self.id();
-        self.known_holders()
-            .get(hash)
-            .into_iter()
-            .flatten()
+        self.holders_of(hash)
+            .iter()
             .filter(|p| **p != me && **p != current && alive.contains(p))
             .copied()
             .collect()

@@ -110,17 +110,27 @@ impl Node {
         out
     }
 
-    /// Who holds each blob, as far as we know (ourselves included).
+    /// Who holds each blob, as far as we know (ourselves included): a copy of everything,
+    /// for the rare passes that need it all (a full repair pass, a hand-off).
     pub(crate) fn known_holders(&self) -> BTreeMap<Hash, BTreeSet<PeerId>> {
         let st = self.state();
-        let mut out: BTreeMap<Hash, BTreeSet<PeerId>> = BTreeMap::new();
-        for (peer, set) in &st.holdings {
-            for h in set {
-                out.entry(*h).or_default().insert(*peer);
-            }
-        }
+        let mut out: BTreeMap<Hash, BTreeSet<PeerId>> = st
+            .holdings
+            .all()
+            .map(|(h, peers)| (*h, peers.clone()))
+            .collect();
         for h in &st.held {
             out.entry(*h).or_default().insert(self.id());
+        }
+        out
+    }
+
+    /// Who holds `hash`, as far as we know (ourselves included).
+    pub(crate) fn holders_of(&self, hash: &Hash) -> BTreeSet<PeerId> {
+        let st = self.state();
+        let mut out = st.holdings.holders(hash).cloned().unwrap_or_default();
+        if st.held.contains(hash) {
+            out.insert(self.id());
         }
         out
     }
@@ -136,8 +146,8 @@ impl Node {
 
     /// The tracks `filter` selects, answered from the word index of the local catalog.
     pub fn ls_filtered(&self, filter: &LsFilter) -> Vec<Listing> {
-        let holders = self.known_holders();
         let alive = self.alive_peers();
+        let me = self.id();
         let mut st = self.state();
         let generation = st.catalog.generation();
         if st.library.as_ref().is_none_or(|(g, _)| *g != generation) {
@@ -162,15 +172,18 @@ impl Node {
             .filter(|e| artist.as_deref().is_none_or(|a| library::by_artist(e, a)))
             .filter(|e| album.as_deref().is_none_or(|a| library::on_album(e, a)))
             .map(|e| {
-                let hs: Vec<String> = holders
-                    .get(&e.hash)
-                    .map(|s| {
-                        s.iter()
-                            .filter(|p| alive.contains(p))
-                            .map(|p| p.to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let mut live: BTreeSet<PeerId> = st
+                    .holdings
+                    .holders(&e.hash)
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| alive.contains(p))
+                    .copied()
+                    .collect();
+                if st.held.contains(&e.hash) {
+                    live.insert(me);
+                }
+                let hs: Vec<String> = live.iter().map(|p| p.to_string()).collect();
                 Listing {
                     name: e.name.clone(),
                     size: e.size,
@@ -441,7 +454,7 @@ impl Node {
             Msg::Holdings { seq, held } => {
                 let mut st = self.state();
                 if st.holdings_seen.get(&peer).is_none_or(|s| seq >= *s) {
-                    st.holdings.insert(peer, held.into_iter().collect());
+                    st.holdings.replace(peer, held.into_iter().collect());
                     st.holdings_seen.insert(peer, seq);
                 }
             }
@@ -455,11 +468,12 @@ impl Node {
                     let st = &mut *guard;
                     match st.holdings_seen.get(&peer).copied() {
                         Some(s) if seq == s + 1 => {
-                            let set = st.holdings.entry(peer).or_default();
                             for h in removed {
-                                set.remove(&h);
+                                st.holdings.remove(peer, &h);
                             }
-                            set.extend(added);
+                            for h in added {
+                                st.holdings.add(peer, h);
+                            }
                             st.holdings_seen.insert(peer, seq);
                             false
                         }
@@ -479,7 +493,7 @@ impl Node {
                     match st.holdings_seen.get(&peer) {
                         Some(s) if *s == seq => st
                             .holdings
-                            .get(&peer)
+                            .of_peer(&peer)
                             .is_none_or(|set| holdings_digest(set) != digest),
                         Some(s) => *s < seq,
                         None => true,
@@ -511,6 +525,7 @@ impl Node {
         {
             let mut st = self.state();
             newly = st.held.insert(entry.hash);
+            st.repair_dirty.insert(entry.hash);
             st.corrupt_dropped.remove(&entry.hash);
             st.protected.insert(
                 entry.hash,
@@ -575,7 +590,12 @@ impl Node {
 
     pub(crate) fn drop_blob(&self, hash: &Hash) {
         self.inner.blobs.remove(hash);
-        if self.state().held.remove(hash) {
+        let removed = {
+            let mut st = self.state();
+            st.repair_dirty.insert(*hash);
+            st.held.remove(hash)
+        };
+        if removed {
             self.broadcast_held_change(Vec::new(), vec![*hash]);
         }
     }
@@ -690,7 +710,7 @@ impl Node {
         });
         let hash = entry.hash;
         self.apply_catalog(vec![entry], None);
-        let still_used = self.state().catalog.live().any(|e| e.hash == hash);
+        let still_used = self.state().catalog.live_with_hash(&hash).next().is_some();
         if !still_used && self.inner.blobs.has(&hash) {
             self.state().protected.remove(&hash);
             self.drop_blob(&hash);

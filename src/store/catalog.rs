@@ -11,7 +11,7 @@ use super::track_tags::TrackTags;
 use crate::id::PeerId;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 
 /// A hybrid logical clock reading: 48 bits of Unix milliseconds, then a 16-bit counter.
@@ -198,6 +198,15 @@ impl CatalogEntry {
     }
 }
 
+fn unindex(ix: &mut HashMap<[u8; 32], BTreeSet<EntryKey>>, h: &[u8; 32], key: &EntryKey) {
+    if let Some(keys) = ix.get_mut(h) {
+        keys.remove(key);
+        if keys.is_empty() {
+            ix.remove(h);
+        }
+    }
+}
+
 /// The hash of what anti-entropy must agree on for one entry: all of it, acks included (acks
 /// change without a new version, and if they were left out a lost ack would never be resent
 /// and the tombstone never pruned).
@@ -322,6 +331,11 @@ pub struct Catalog {
     renamed: BTreeMap<EntryKey, CatalogEntry>,
     /// Live entries by content, so "is this file in the network already" is no scan.
     by_hash: HashMap<[u8; 32], BTreeSet<EntryKey>>,
+    /// Live entries by cover picture.
+    by_cover: HashMap<[u8; 32], BTreeSet<EntryKey>>,
+    /// Blobs (tracks and covers) whose referencing entries changed since
+    /// [`take_changed_blobs`](Self::take_changed_blobs): what repair has to look at again.
+    changed_blobs: HashSet<[u8; 32]>,
     /// Bumped on every change: what tells a cached index it is stale.
     generation: u64,
     /// Fingerprint of every entry's [`entry_hash`], kept up to date so the digest costs
@@ -365,19 +379,23 @@ impl Catalog {
         let key = e.key();
         let outcome = merge(self.entries.get(&key), &e);
         if outcome.changed {
-            if let Some(old) = self.entries.get(&key).filter(|o| !o.tombstone)
-                && let Some(keys) = self.by_hash.get_mut(&old.hash)
-            {
-                keys.remove(&key);
-                if keys.is_empty() {
-                    self.by_hash.remove(&old.hash);
+            if let Some(old) = self.entries.get(&key).filter(|o| !o.tombstone) {
+                let (hash, cover) = (old.hash, old.cover.map(|c| c.hash));
+                unindex(&mut self.by_hash, &hash, &key);
+                self.changed_blobs.insert(hash);
+                if let Some(c) = cover {
+                    unindex(&mut self.by_cover, &c, &key);
+                    self.changed_blobs.insert(c);
                 }
             }
             if !outcome.winner.tombstone {
-                self.by_hash
-                    .entry(outcome.winner.hash)
-                    .or_default()
-                    .insert(key.clone());
+                let w = &outcome.winner;
+                self.by_hash.entry(w.hash).or_default().insert(key.clone());
+                self.changed_blobs.insert(w.hash);
+                if let Some(c) = w.cover {
+                    self.by_cover.entry(c.hash).or_default().insert(key.clone());
+                    self.changed_blobs.insert(c.hash);
+                }
             }
             if let Some(old) = self.hashes.get(&key) {
                 self.total.remove(old);
@@ -468,6 +486,16 @@ impl Catalog {
 
     pub fn live_with_hash(&self, hash: &[u8; 32]) -> impl Iterator<Item = &EntryKey> {
         self.by_hash.get(hash).into_iter().flatten()
+    }
+
+    /// The keys of the live entries whose cover is the blob `hash`.
+    pub fn live_with_cover(&self, hash: &[u8; 32]) -> impl Iterator<Item = &EntryKey> {
+        self.by_cover.get(hash).into_iter().flatten()
+    }
+
+    /// Blobs whose referencing entries changed since the last call.
+    pub fn take_changed_blobs(&mut self) -> HashSet<[u8; 32]> {
+        std::mem::take(&mut self.changed_blobs)
     }
 
     /// Every entry including tombstones, as pushed: what anti-entropy sends.

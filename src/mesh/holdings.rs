@@ -1,0 +1,120 @@
+//! Who holds which blob, as the peers said: kept both ways (per peer, and per blob) so "who
+//! holds this track" is a lookup, not a pass over every peer's set, and every change names
+//! the blobs it touched so repair looks at those only.
+
+use crate::id::PeerId;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+pub type Hash = [u8; 32];
+
+#[derive(Debug, Default)]
+pub struct HoldingsIndex {
+    by_peer: HashMap<PeerId, BTreeSet<Hash>>,
+    by_hash: HashMap<Hash, BTreeSet<PeerId>>,
+    /// Blobs whose holders changed since [`take_changed`](Self::take_changed).
+    changed: HashSet<Hash>,
+}
+
+impl HoldingsIndex {
+    /// `peer`'s whole set, replacing what we had: only the differences are applied.
+    pub fn replace(&mut self, peer: PeerId, set: BTreeSet<Hash>) {
+        let old = self.by_peer.remove(&peer).unwrap_or_default();
+        for h in old.difference(&set) {
+            self.unlink(peer, h);
+        }
+        for h in set.difference(&old) {
+            self.link(peer, *h);
+        }
+        self.by_peer.insert(peer, set);
+    }
+
+    pub fn add(&mut self, peer: PeerId, h: Hash) {
+        if self.by_peer.entry(peer).or_default().insert(h) {
+            self.link(peer, h);
+        }
+    }
+
+    pub fn remove(&mut self, peer: PeerId, h: &Hash) {
+        if self.by_peer.get_mut(&peer).is_some_and(|s| s.remove(h)) {
+            self.unlink(peer, h);
+        }
+    }
+
+    pub fn forget(&mut self, peer: &PeerId) {
+        if let Some(set) = self.by_peer.remove(peer) {
+            for h in &set {
+                self.unlink(*peer, h);
+            }
+        }
+    }
+
+    pub fn of_peer(&self, peer: &PeerId) -> Option<&BTreeSet<Hash>> {
+        self.by_peer.get(peer)
+    }
+
+    pub fn holders(&self, h: &Hash) -> Option<&BTreeSet<PeerId>> {
+        self.by_hash.get(h)
+    }
+
+    /// Every blob and its holders.
+    pub fn all(&self) -> impl Iterator<Item = (&Hash, &BTreeSet<PeerId>)> {
+        self.by_hash.iter()
+    }
+
+    pub fn take_changed(&mut self) -> HashSet<Hash> {
+        std::mem::take(&mut self.changed)
+    }
+
+    fn link(&mut self, peer: PeerId, h: Hash) {
+        self.by_hash.entry(h).or_default().insert(peer);
+        self.changed.insert(h);
+    }
+
+    fn unlink(&mut self, peer: PeerId, h: &Hash) {
+        if let Some(s) = self.by_hash.get_mut(h) {
+            s.remove(&peer);
+            if s.is_empty() {
+                self.by_hash.remove(h);
+            }
+        }
+        self.changed.insert(*h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the sequence of changes, the index by blob says what the sets by peer say,
+        /// and every blob whose holders changed is reported.
+        #[test]
+        fn both_views_agree(ops in prop::collection::vec((0u8..4, 0u8..3, prop::collection::btree_set(0u8..6, 0..5), 0u8..6), 0..40)) {
+            let mut ix = HoldingsIndex::default();
+            for (op, p, set, h) in ops {
+                let peer = PeerId([p; 32]);
+                let before: Vec<(Hash, BTreeSet<PeerId>)> = (0u8..6).map(|x| ([x; 32], ix.holders(&[x; 32]).cloned().unwrap_or_default())).collect();
+                ix.take_changed();
+                match op {
+                    0 => ix.replace(peer, set.iter().map(|x| [*x; 32]).collect()),
+                    1 => ix.add(peer, [h; 32]),
+                    2 => ix.remove(peer, &[h; 32]),
+                    _ => ix.forget(&peer),
+                }
+                let changed = ix.take_changed();
+                for (hash, old) in before {
+                    let now = ix.holders(&hash).cloned().unwrap_or_default();
+                    let expected: BTreeSet<PeerId> = (0u8..3)
+                        .map(|q| PeerId([q; 32]))
+                        .filter(|q| ix.of_peer(q).is_some_and(|s| s.contains(&hash)))
+                        .collect();
+                    prop_assert_eq!(&now, &expected);
+                    if now != old {
+                        prop_assert!(changed.contains(&hash));
+                    }
+                }
+            }
+        }
+    }
+}
