@@ -54,6 +54,16 @@ t0=$(now)
 MEFF_TICKET="$ticket" start p5
 for _ in $(seq 1 600); do [ "$(count p5)" -ge "$N" ] && break; sleep 0.1; done
 echo "6th peer joins: its artists --json counts all $(count p5) tracks $(since "$t0") s after launch"
+# The 6th peer takes its share of the copies (placement over 6): wait until the mesh is quiet.
+settle() {
+  local t=$(now) a b
+  for _ in $(seq 1 600); do
+    a=$(awk '/^ *lo:/{print $2}' /proc/net/dev); sleep 2; b=$(awk '/^ *lo:/{print $2}' /proc/net/dev)
+    [ $(( (b - a) / 2 )) -lt 200000 ] && break
+  done
+  echo "copies moved to the new peer; mesh quiet $(since "$t") s later"
+}
+settle
 
 sox -n -r 8000 -b 8 -c 1 "$WORK/fresh.wav" synth 0.05 sine 440 2>/dev/null ||
   cp "$(ls "$WORK"/files/*.wav | head -1)" "$WORK/fresh.wav"
@@ -96,7 +106,8 @@ export MEFF_DATA_DIR="$WORK/p1"
 time_cmd "ls song 004217" ls song 004217
 time_cmd "ls --json (everything)" ls --json
 
-kill "${pid[p3]}"; wait "${pid[p3]}" 2>/dev/null || true
+# A crash and restart (SIGTERM would be a graceful leave, handing copies off first).
+kill -9 "${pid[p3]}"; wait "${pid[p3]}" 2>/dev/null || true
 t0=$(now)
 start p3
 for _ in $(seq 1 500); do

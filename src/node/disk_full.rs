@@ -60,14 +60,6 @@ impl Node {
             .collect()
     }
 
-    /// Whether a pull of `hash` is still backing off after failures.
-    pub(crate) fn pull_backing_off(&self, hash: &Hash, now: Instant) -> bool {
-        self.state()
-            .pull_backoff
-            .get(hash)
-            .is_some_and(|(_, next)| *next > now)
-    }
-
     /// A pull of `hash` failed (or succeeded: `ok`), for its backoff.
     pub(crate) fn note_pull(&self, hash: Hash, ok: bool) {
         let mut st = self.state();

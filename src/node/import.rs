@@ -1,7 +1,8 @@
 //! Pushing files: the one-pass probe and hash of a file, and `import` of whole folders —
 //! names from tags, content already in the network skipped, clashes suffixed, files that are
-//! not audio listed and passed over. The next file is probed and hashed (on a blocking
-//! thread) while the current one is sent, so both cores work.
+//! not audio listed and passed over. Files are probed and hashed (on a blocking thread)
+//! ahead of the ones being sent, and small files are sent several at once (each is mostly
+//! round trips), so both cores work.
 
 use super::Node;
 use crate::audio::{self, FileTags, TrackInfo};
@@ -9,10 +10,12 @@ use crate::store::catalog::{
     CHUNK_SIZE, ChunkHasher, FileDigest, MAX_NAME_BYTES, is_invisible_format,
 };
 use anyhow::{Context, Result, anyhow, bail};
+use futures_util::StreamExt;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// A file probed, hashed and tagged, ready to be stored under a name.
 pub struct PreparedFile {
@@ -200,8 +203,8 @@ impl Node {
             .collect();
         let total: u64 = sizes.iter().sum();
         let count = files.len();
-        // The next file is prepared while the current one is stored.
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        // Files are prepared ahead while earlier ones are stored.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(IMPORT_WINDOW);
         let feeder = tokio::spawn(async move {
             for f in files {
                 let prepared = prepare_file(&f).await;
@@ -210,16 +213,93 @@ impl Node {
                 }
             }
         });
-        let mut done = 0u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let files_done = std::sync::atomic::AtomicU64::new(0);
         let mut imported = 0usize;
         let mut planned: HashSet<String> = HashSet::new();
+        let mut planned_hashes: HashMap<[u8; 32], String> = HashMap::new();
         let mut i = 0;
-        while let Some((path, prepared)) = rx.recv().await {
-            let size = sizes.get(i).copied().unwrap_or(0);
-            i += 1;
-            let outcome = match prepared {
-                Err(e) => {
-                    let why = format!("{e:#}");
+        let mut in_flight = futures_util::stream::FuturesOrdered::new();
+        let mut fed_all = false;
+        loop {
+            // Small files travel several at once (each is mostly round trips); a large one
+            // alone, so memory stays that of one push.
+            while !fed_all && in_flight.len() < IMPORT_WINDOW {
+                let next_size = sizes.get(i).copied().unwrap_or(0);
+                if !in_flight.is_empty() && next_size >= LARGE_FILE {
+                    break;
+                }
+                let Some((path, prepared)) = rx.recv().await else {
+                    fed_all = true;
+                    break;
+                };
+                let size = sizes.get(i).copied().unwrap_or(0);
+                i += 1;
+                let step = self.plan_import(prepared, dry_run, &mut planned, &mut planned_hashes);
+                let (done, files_done, on_progress) = (&done, &files_done, &on_progress);
+                in_flight.push_back(async move {
+                    let outcome = match step {
+                        ImportStep::Ready(o) => Ok(o),
+                        ImportStep::Store(name, p, warnings) => {
+                            let at = |sent: u64, _: u64| {
+                                on_progress(ImportProgress {
+                                    files_done: files_done.load(Relaxed),
+                                    files: count as u64,
+                                    bytes_done: done.load(Relaxed) + sent.min(size),
+                                    bytes: total,
+                                })
+                            };
+                            self.store_import(name, p, warnings, at).await
+                        }
+                    };
+                    (path, size, outcome)
+                });
+            }
+            let Some((path, size, outcome)) = in_flight.next().await else {
+                break;
+            };
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(ImportStop(why)) => {
+                    report.stopped = Some(format!(
+                        "network full: {imported} of {count} imported; offer more capacity ({why})"
+                    ));
+                    break;
+                }
+            };
+            if matches!(outcome, ImportOutcome::Imported { .. }) {
+                imported += 1;
+            }
+            done.fetch_add(size, Relaxed);
+            files_done.fetch_add(1, Relaxed);
+            on_file(&path, &outcome);
+            on_progress(ImportProgress {
+                files_done: files_done.load(Relaxed),
+                files: count as u64,
+                bytes_done: done.load(Relaxed),
+                bytes: total,
+            });
+            report.files.push((path, outcome));
+        }
+        drop(in_flight);
+        feeder.abort();
+        Ok(report)
+    }
+
+    /// What to do with one prepared file, decided in file order: its name (clear of names
+    /// taken and of names planned earlier in this import), or an outcome already known.
+    fn plan_import(
+        &self,
+        prepared: Result<PreparedFile>,
+        dry_run: bool,
+        planned: &mut HashSet<String>,
+        planned_hashes: &mut HashMap<[u8; 32], String>,
+    ) -> ImportStep {
+        let p = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                let why = format!("{e:#}");
+                return ImportStep::Ready(
                     if why.contains("not a decodable audio file")
                         || why.contains("is empty")
                         || why.contains("not streamable")
@@ -227,60 +307,19 @@ impl Node {
                         ImportOutcome::NotAudio { why }
                     } else {
                         ImportOutcome::Failed { why }
-                    }
-                }
-                Ok(p) => {
-                    let at = |sent: u64, _: u64| {
-                        on_progress(ImportProgress {
-                            files_done: i as u64 - 1,
-                            files: count as u64,
-                            bytes_done: done + sent.min(size),
-                            bytes: total,
-                        })
-                    };
-                    match self.import_one(p, dry_run, &mut planned, at).await {
-                        Ok(o) => o,
-                        Err(ImportStop(why)) => {
-                            report.stopped = Some(format!(
-                                "network full: {imported} of {count} imported; offer more capacity ({why})"
-                            ));
-                            break;
-                        }
-                    }
-                }
-            };
-            if matches!(outcome, ImportOutcome::Imported { .. }) {
-                imported += 1;
+                    },
+                );
             }
-            done += size;
-            on_file(&path, &outcome);
-            on_progress(ImportProgress {
-                files_done: i as u64,
-                files: count as u64,
-                bytes_done: done,
-                bytes: total,
-            });
-            report.files.push((path, outcome));
-        }
-        feeder.abort();
-        Ok(report)
-    }
-
-    async fn import_one(
-        &self,
-        p: PreparedFile,
-        dry_run: bool,
-        planned: &mut HashSet<String>,
-        progress: impl Fn(u64, u64) + Send + Sync,
-    ) -> Result<ImportOutcome, ImportStop> {
+        };
         let existing = {
             let st = self.state();
             st.catalog
                 .live_with_hash(&p.digest.hash)
                 .find_map(|k| st.catalog.shown_name(k).map(str::to_string))
-        };
+        }
+        .or_else(|| planned_hashes.get(&p.digest.hash).cloned());
         if let Some(existing) = existing {
-            return Ok(ImportOutcome::Duplicate { existing });
+            return ImportStep::Ready(ImportOutcome::Duplicate { existing });
         }
         let base = import_name(&p.tags.tags, &p.path);
         let name = {
@@ -289,11 +328,22 @@ impl Node {
                 planned.contains(n) || st.catalog.get(n).is_some_and(|e| !e.tombstone)
             })
         };
+        planned.insert(name.clone());
+        planned_hashes.insert(p.digest.hash, name.clone());
         let warnings = p.tags.warnings.clone();
         if dry_run {
-            planned.insert(name.clone());
-            return Ok(ImportOutcome::Imported { name, warnings });
+            return ImportStep::Ready(ImportOutcome::Imported { name, warnings });
         }
+        ImportStep::Store(name, p, warnings)
+    }
+
+    async fn store_import(
+        &self,
+        name: String,
+        p: PreparedFile,
+        warnings: Vec<String>,
+        progress: impl Fn(u64, u64) + Send + Sync,
+    ) -> Result<ImportOutcome, ImportStop> {
         let want = self.replicas().min(self.alive_count());
         match self
             .store_prepared(&name, p, super::push::PushMode::Import, progress)
@@ -323,6 +373,16 @@ impl Node {
             }),
         }
     }
+}
+
+/// Files an import stores at once.
+const IMPORT_WINDOW: usize = 4;
+/// A file this large is stored alone.
+const LARGE_FILE: u64 = 8 << 20;
+
+enum ImportStep {
+    Ready(ImportOutcome),
+    Store(String, PreparedFile, Vec<String>),
 }
 
 struct ImportStop(String);

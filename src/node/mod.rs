@@ -151,6 +151,9 @@ pub(crate) struct State {
     /// Who could hold copies at the last full repair pass: a change means a full pass.
     pub repair_view: Option<(Vec<crate::mesh::placement::Candidate>, BTreeSet<PeerId>)>,
     pub repair_full_at: Option<Instant>,
+    /// Blobs waiting for a repair worker, and how many workers run.
+    pub repair_queue: std::collections::VecDeque<Hash>,
+    pub repair_workers: usize,
     /// Tunnels we relay, per requesting peer.
     pub relayed_for: HashMap<PeerId, usize>,
     /// Direct attempts made since a peer became relayed, for backing off.
@@ -414,6 +417,8 @@ impl Node {
                     repair_dirty: HashSet::new(),
                     repair_view: None,
                     repair_full_at: None,
+                    repair_queue: Default::default(),
+                    repair_workers: 0,
                     relayed_for: HashMap::new(),
                     punched: HashMap::new(),
                     upgrade_tries: HashMap::new(),

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+/// Blobs repair pulls at once.
+const REPAIR_PULLS: usize = 8;
 /// A full repair pass at least this often, whatever changed.
 const FULL_PASS_EVERY: Duration = Duration::from_secs(300);
 
@@ -107,20 +109,52 @@ impl Node {
         for a in actions {
             match a {
                 RepairAction::Fetch { hash, .. } => {
-                    if self.pull_backing_off(&hash, now) || !self.state().repairing.insert(hash) {
+                    let mut st = self.state();
+                    let backing_off = st
+                        .pull_backoff
+                        .get(&hash)
+                        .is_some_and(|(_, next)| *next > now);
+                    if backing_off || st.repairing.contains(&hash) {
                         // Still wanted: look at it again on a later tick.
-                        self.state().repair_dirty.insert(hash);
+                        st.repair_dirty.insert(hash);
                         continue;
                     }
-                    let track = self.state().catalog.entry_with_hash(&hash).cloned();
-                    let Some(entry) =
-                        track.or_else(|| covers.iter().find(|e| e.hash == hash).cloned())
-                    else {
-                        self.state().repairing.remove(&hash);
-                        continue;
+                    st.repairing.insert(hash);
+                    st.repair_queue.push_back(hash);
+                }
+                RepairAction::Drop { hash } | RepairAction::DropUnreferenced { hash } => {
+                    info!("repair: dropping our copy of {}", self.blob_label(&hash));
+                    self.drop_blob(&hash);
+                }
+            }
+        }
+        self.spawn_repair_workers();
+    }
+
+    /// Pulls run in a few workers that drain the queue: a new peer given 50,000 blobs must
+    /// not start 50,000 transfers at once.
+    fn spawn_repair_workers(&self) {
+        loop {
+            {
+                let mut st = self.state();
+                if st.repair_workers >= REPAIR_PULLS || st.repair_workers >= st.repair_queue.len() {
+                    return;
+                }
+                st.repair_workers += 1;
+            }
+            let node = self.clone();
+            self.spawn_task(async move {
+                while let Some(hash) = node.next_repair() {
+                    let entry = {
+                        let st = node.state();
+                        st.catalog.entry_with_hash(&hash).cloned().or_else(|| {
+                            st.catalog
+                                .live_with_cover(&hash)
+                                .find_map(|k| st.catalog.by_key(k).and_then(|e| e.cover))
+                                .map(|c| c.as_blob_entry())
+                        })
                     };
-                    let node = self.clone();
-                    self.spawn_task(async move {
+                    if let Some(entry) = entry {
                         let t0 = Instant::now();
                         let result = node.pull_blob(&entry).await;
                         node.note_pull(hash, result.is_ok());
@@ -135,17 +169,27 @@ impl Node {
                                 warn!("repair: cannot pull {}: {e:#}", entry.name);
                             }
                         }
-                        let mut st = node.state();
-                        st.repairing.remove(&hash);
-                        st.repair_dirty.insert(hash);
-                    });
+                    }
+                    let mut st = node.state();
+                    st.repairing.remove(&hash);
+                    st.repair_dirty.insert(hash);
                 }
-                RepairAction::Drop { hash } | RepairAction::DropUnreferenced { hash } => {
-                    info!("repair: dropping our copy of {}", self.blob_label(&hash));
-                    self.drop_blob(&hash);
-                }
-            }
+            });
         }
+    }
+
+    /// The next blob to pull; None (and one worker fewer) when there is none or we stop.
+    fn next_repair(&self) -> Option<Hash> {
+        let mut st = self.state();
+        let next = if self.is_stopped() {
+            None
+        } else {
+            st.repair_queue.pop_front()
+        };
+        if next.is_none() {
+            st.repair_workers = st.repair_workers.saturating_sub(1);
+        }
+        next
     }
 
     /// The blobs this tick must look at: None for all of them (the first tick, a change in who

@@ -247,6 +247,10 @@ impl ReconSet for Catalog {
     fn key_bytes(key: &EntryKey) -> usize {
         key.0.len() + 44
     }
+
+    fn total(&self) -> Option<RangeFp> {
+        Some(self.total)
+    }
 }
 
 /// What [`merge`] decided.
@@ -1397,7 +1401,14 @@ mod tests {
                 }
             }
             l.prune_tombstones(&BTreeSet::from([PeerId([1; 32]), PeerId([2; 32])]));
-            prop_assert_eq!(l.total, super::super::recon::fingerprint(&l, None, None));
+            let mut scanned = RangeFp::default();
+            l.scan(None, None, &mut |_, h| { scanned.add(h); true });
+            prop_assert_eq!(l.total, scanned, "the total kept up to date is the scanned one");
+            prop_assert_eq!(
+                l.all().map(|e| (e.key(), entry_hash(e))).collect::<Vec<_>>(),
+                l.hashes.iter().map(|(k, h)| (k.clone(), *h)).collect::<BTreeMap<_, _>>().into_iter().collect::<Vec<_>>(),
+                "the cached entry hashes are the entries' own"
+            );
             let lim = super::super::recon::Limits { ids_max: 2, split: 2, ..Default::default() };
             let mut msg = super::super::recon::start(&l);
             let mut to_r = true;
