@@ -249,7 +249,7 @@ impl Node {
                                     bytes: total,
                                 })
                             };
-                            self.store_import(name, p, warnings, at).await
+                            self.store_import(name, *p, warnings, at).await
                         }
                     };
                     (path, size, outcome)
@@ -334,7 +334,7 @@ impl Node {
         if dry_run {
             return ImportStep::Ready(ImportOutcome::Imported { name, warnings });
         }
-        ImportStep::Store(name, p, warnings)
+        ImportStep::Store(name, Box::new(p), warnings)
     }
 
     async fn store_import(
@@ -382,7 +382,7 @@ const LARGE_FILE: u64 = 8 << 20;
 
 enum ImportStep {
     Ready(ImportOutcome),
-    Store(String, PreparedFile, Vec<String>),
+    Store(String, Box<PreparedFile>, Vec<String>),
 }
 
 struct ImportStop(String);

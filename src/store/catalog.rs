@@ -349,7 +349,15 @@ pub struct Catalog {
     hashes: HashMap<EntryKey, ItemHash>,
     /// Keys of the tombstones, so pruning looks at them only.
     tombstones: BTreeSet<EntryKey>,
+    /// Shown names that changed, with the generation they changed at (the latest
+    /// [`SHOWN_LOG`]): what lets an index catch up instead of being rebuilt.
+    shown_log: std::collections::VecDeque<(u64, String)>,
+    /// Changes at or before this generation are no longer in the log.
+    log_floor: u64,
 }
+
+/// Shown-name changes kept for indexes to catch up with.
+const SHOWN_LOG: usize = 8192;
 
 /// Two catalogs are equal when they hold the same entries, however they got there.
 impl PartialEq for Catalog {
@@ -422,6 +430,28 @@ impl Catalog {
     /// Changes every time an entry does.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The shown names that changed after generation `since` (added, removed or showing
+    /// another entry), or None when that is too long ago to tell.
+    pub fn shown_changes_since(&self, since: u64) -> Option<BTreeSet<&str>> {
+        (since >= self.log_floor).then(|| {
+            self.shown_log
+                .iter()
+                .filter(|(g, _)| *g > since)
+                .map(|(_, n)| n.as_str())
+                .collect()
+        })
+    }
+
+    fn log_shown(&mut self, name: &str) {
+        if self.shown_log.len() >= SHOWN_LOG
+            && let Some((g, _)) = self.shown_log.pop_front()
+        {
+            self.log_floor = g;
+        }
+        self.shown_log
+            .push_back((self.generation, name.to_string()));
     }
 
     /// Record that `peer` has stored the tombstone at `key`; true if that is news.
@@ -586,6 +616,7 @@ impl Catalog {
             };
             if self.shown.get(&was) == Some(k) {
                 self.shown.remove(&was);
+                self.log_shown(&was);
             }
         }
         let live: Vec<&EntryKey> = keys
@@ -601,6 +632,7 @@ impl Catalog {
                 copy.name = shown.clone();
                 self.renamed.insert(key.clone(), copy);
             }
+            self.log_shown(&shown);
             self.shown.insert(shown, key.clone());
         }
     }

@@ -11,6 +11,8 @@ const MEMBERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("members");
 const CATALOG: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog");
 const PLAYLISTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("playlists");
 
+const DB_CACHE: usize = 16 << 20;
+
 pub struct Db {
     db: Database,
 }
@@ -25,7 +27,12 @@ impl Db {
                 path.display()
             );
         }
-        let db = Database::create(path)
+        // The catalog lives in memory; the database is read at start and written after, so a
+        // small page cache does (redb's default of 1 GiB grew a peer of 100,000 tracks past
+        // half a gigabyte).
+        let db = Database::builder()
+            .set_cache_size(DB_CACHE)
+            .create(path)
             .with_context(|| format!("cannot open database {}", path.display()))?;
         let tx = db.begin_write()?;
         tx.open_table(META)?;

@@ -1,11 +1,12 @@
 //! Browsing and search over the catalog's tags, as people think of music: words that start
 //! words (`cafe del` finds `Café del Mar`, after case and accent folding), artists, and albums
 //! keyed by (album artist, else artist; album) so two artists' `Greatest Hits` stay apart.
-//! The word index is built once per catalog change and answers each query by prefix ranges.
+//! The word index is kept up to date with the catalog's changes and answers each query by
+//! prefix ranges.
 
 use super::catalog::CatalogEntry;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
@@ -24,41 +25,83 @@ fn words(folded: &str) -> impl Iterator<Item = &str> {
         .filter(|w| !w.is_empty())
 }
 
-/// Word → the tracks (by position in `names`) with a word of that spelling.
+/// Word → the tracks (by slot in `names`) with a word of that spelling. Kept up to date
+/// track by track as the catalog changes: a removed track's slot is emptied (its words point
+/// at nothing until the next rebuild), a new or changed one gets a new slot.
 #[derive(Default)]
 pub struct LibraryIndex {
-    names: Vec<String>,
+    names: Vec<Option<String>>,
+    slots: HashMap<String, u32>,
     words: BTreeMap<String, BTreeSet<u32>>,
+    /// Slots are in name order (a fresh build); appended ones are not, so answers get sorted.
+    appended: bool,
+    empty_slots: usize,
+}
+
+type TrackWords<'a> = (&'a str, [Option<&'a str>; 4]);
+
+fn track_words(e: &CatalogEntry) -> TrackWords<'_> {
+    (
+        e.name.as_str(),
+        [
+            e.tags.title.as_deref(),
+            e.tags.artist.as_deref(),
+            e.tags.album_artist.as_deref(),
+            e.tags.album.as_deref(),
+        ],
+    )
 }
 
 impl LibraryIndex {
     pub fn build<'a>(entries: impl Iterator<Item = &'a CatalogEntry>) -> Self {
-        Self::build_from(entries.map(|e| {
-            (
-                e.name.as_str(),
-                [
-                    e.tags.title.as_deref(),
-                    e.tags.artist.as_deref(),
-                    e.tags.album_artist.as_deref(),
-                    e.tags.album.as_deref(),
-                ],
-            )
-        }))
+        Self::build_from(entries.map(track_words))
     }
 
     /// The index of tracks given as (name, [title, artist, album artist, album]).
-    pub fn build_from<'a>(tracks: impl Iterator<Item = (&'a str, [Option<&'a str>; 4])>) -> Self {
+    pub fn build_from<'a>(tracks: impl Iterator<Item = TrackWords<'a>>) -> Self {
         let mut index = LibraryIndex::default();
         for (name, tags) in tracks {
-            let i = index.names.len() as u32;
-            index.names.push(name.to_string());
-            for f in std::iter::once(name).chain(tags.into_iter().flatten()) {
-                for w in words(&fold(f)) {
-                    index.words.entry(w.to_string()).or_default().insert(i);
-                }
+            index.add(name, tags);
+        }
+        index.appended = false;
+        index
+    }
+
+    /// Brings the index up to date for shown names that changed: each is taken out, and put
+    /// back from `entry_of` if it still exists. False when so many slots are empty that a
+    /// rebuild is the better deal.
+    pub fn update<'a>(
+        &mut self,
+        changed: impl Iterator<Item = &'a str>,
+        entry_of: impl Fn(&str) -> Option<&'a CatalogEntry>,
+    ) -> bool {
+        for name in changed {
+            if let Some(slot) = self.slots.remove(name) {
+                self.names[slot as usize] = None;
+                self.empty_slots += 1;
+            }
+            if let Some(e) = entry_of(name) {
+                let (n, tags) = track_words(e);
+                self.add(n, tags);
             }
         }
-        index
+        self.empty_slots * 4 <= self.names.len().max(64)
+    }
+
+    fn add(&mut self, name: &str, tags: [Option<&str>; 4]) {
+        if let Some(old) = self.slots.remove(name) {
+            self.names[old as usize] = None;
+            self.empty_slots += 1;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(Some(name.to_string()));
+        self.slots.insert(name.to_string(), i);
+        self.appended = true;
+        for f in std::iter::once(name).chain(tags.into_iter().flatten()) {
+            for w in words(&fold(f)) {
+                self.words.entry(w.to_string()).or_default().insert(i);
+            }
+        }
     }
 
     /// Names of the tracks where every word of `query` starts a word; all tracks for an
@@ -83,10 +126,17 @@ impl LibraryIndex {
                 break;
             }
         }
-        match hits {
-            None => self.names.iter().map(String::as_str).collect(),
-            Some(h) => h.iter().map(|i| self.names[*i as usize].as_str()).collect(),
+        let mut out: Vec<&str> = match hits {
+            None => self.names.iter().flatten().map(String::as_str).collect(),
+            Some(h) => h
+                .iter()
+                .filter_map(|i| self.names[*i as usize].as_deref())
+                .collect(),
+        };
+        if self.appended {
+            out.sort_unstable();
         }
+        out
     }
 }
 
@@ -230,6 +280,51 @@ mod tests {
             track("c", "Evening Tide", "Marée Basse", None, "Greatest Hits"),
             track("d", "Delmar Road", "Marée Basse", None, "Greatest Hits"),
         ]
+    }
+
+    /// An index kept up to date change by change answers as one built afresh.
+    #[test]
+    fn an_index_caught_up_answers_as_a_fresh_one() {
+        use crate::store::catalog::{Catalog, Timestamp, Version};
+        use proptest::prelude::*;
+        let names = ["a", "b", "c", "a (2)", "d"];
+        let titles = ["Café del Mar", "Sunrise", "Evening Tide", "Delmar Road"];
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(
+                &prop::collection::vec((0usize..5, 0usize..4, 0u64..3, any::<bool>()), 1..30),
+                |ops| {
+                    let mut cat = Catalog::new();
+                    let mut index = LibraryIndex::build(cat.live());
+                    let mut at = cat.generation();
+                    for (i, (n, t, lineage, dead)) in ops.into_iter().enumerate() {
+                        let mut e = track(names[n], titles[t], "Artist", None, "Album");
+                        let peer = crate::id::PeerId([lineage as u8; 32]);
+                        e.lineage = Version {
+                            ts: Timestamp::new(lineage, 0),
+                            peer,
+                        };
+                        e.version = Version {
+                            ts: Timestamp::new(10 + i as u64, 0),
+                            peer,
+                        };
+                        cat.apply(if dead {
+                            e.clone().removed(e.version)
+                        } else {
+                            e
+                        });
+                        let changed = cat.shown_changes_since(at).expect("in the log");
+                        index.update(changed.into_iter(), |n| cat.get(n));
+                        at = cat.generation();
+                        let fresh = LibraryIndex::build(cat.live());
+                        for q in ["", "cafe", "del", "a", "sunrise tide", "artist"] {
+                            prop_assert_eq!(index.search(q), fresh.search(q), "query {:?}", q);
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
     }
 
     #[test]
