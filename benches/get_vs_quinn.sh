@@ -58,8 +58,12 @@ pids+=($!)
 for _ in $(seq 1 100); do grep -q '^listening:' "$WORK/bare.out" && break; sleep 0.1; done
 bare_addr=$(sed -n 's/^listening: //p' "$WORK/bare.out")
 
-meff_runs=(); bare_runs=()
+meff_runs=(); bare_runs=(); null_runs=()
 for i in 1 2 3 4 5; do
+  t0=$(date +%s.%N)
+  MEFF_DATA_DIR="$WORK/$getter" "$MEFF" get big -o /dev/null >/dev/null
+  t1=$(date +%s.%N)
+  null_runs+=("$(awk "BEGIN{print $t1 - $t0}")")
   rm -f "$WORK/got.wav"
   t0=$(date +%s.%N)
   MEFF_DATA_DIR="$WORK/$getter" "$MEFF" get big -o "$WORK/got.wav" >/dev/null
@@ -68,13 +72,16 @@ for i in 1 2 3 4 5; do
   bare_runs+=("$("$BARE" fetch "$bare_addr" | awk '{print $4}')")
 done
 cmp -s "$WORK/track.wav" "$WORK/got.wav" || { echo "get was not byte-identical"; exit 1; }
-python3 - "$BYTES" "${meff_runs[*]}" "${bare_runs[*]}" <<'PY'
+python3 - "$BYTES" "${meff_runs[*]}" "${bare_runs[*]}" "${null_runs[*]}" <<'PY'
 import statistics, sys
 size = int(sys.argv[1]) / (1 << 20)
 m = sorted(float(x) for x in sys.argv[2].split())
 b = sorted(float(x) for x in sys.argv[3].split())
+n = sorted(float(x) for x in sys.argv[4].split())
+nm = statistics.median(n)
+print(f"meff get -o /dev/null (no file, no fsync; verified): median {nm:.3f} s = {size / nm:.0f} MiB/s")
 mm, bm = statistics.median(m), statistics.median(b)
 print(f"meff get -o FILE ({size:.0f} MiB, another peer's copy, verified, fsynced): median {mm:.3f} s = {size / mm:.0f} MiB/s  (runs {', '.join(f'{x:.3f}' for x in m)})")
 print(f"bare quinn, same bytes, memory to memory, default transport: median {bm:.3f} s = {size / bm:.0f} MiB/s  (runs {', '.join(f'{x:.3f}' for x in b)})")
-print(f"ratio meff get / bare quinn: {bm / mm:.2f}x")
+print(f"ratio meff get / bare quinn: {bm / mm:.2f}x (to /dev/null: {bm / nm:.2f}x)")
 PY

@@ -644,11 +644,19 @@ impl Node {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
         let writer = tokio::task::spawn_blocking(move || -> Result<()> {
             use std::io::Write;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            // Chunks are 64 KiB: written as they come, and every WRITEBACK bytes handed to the
+            // disk at once, so the closing fsync does not wait for the whole file.
+            const WRITEBACK: u64 = 8 << 20;
+            let mut f = file;
+            let (mut pos, mut synced) = (0u64, 0u64);
             while let Some(chunk) = rx.blocking_recv() {
-                w.write_all(&chunk)?;
+                f.write_all(&chunk)?;
+                pos += chunk.len() as u64;
+                if !special && pos - synced >= WRITEBACK {
+                    crate::store::fsutil::start_writeback(&f, synced, pos - synced);
+                    synced = pos;
+                }
             }
-            let f = w.into_inner().map_err(|e| e.into_error())?;
             if !special {
                 f.sync_all()?;
             }
