@@ -114,3 +114,5 @@ for _ in $(seq 1 500); do
   [ -n "$(MEFF_DATA_DIR="$WORK/p3" "$MEFF" ls song 004217 2>/dev/null)" ] && break; sleep 0.01
 done
 echo "restart of a peer holding the catalog: answering ls again $(since "$t0") s after launch"
+sleep 5
+echo "restarted peer's RSS (catalog loaded from its database): $(awk '/VmRSS/{printf "%d MiB", $2 / 1024}' "/proc/${pid[p3]}/status")"

@@ -3,7 +3,27 @@
 //! the blobs it touched so repair looks at those only.
 
 use crate::id::PeerId;
+use crate::store::recon::RangeFp;
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// The digest of a holdings set, from its fingerprint (kept up to date blob by blob, so
+/// anti-entropy costs nothing however many blobs a peer holds).
+pub fn digest(fp: &RangeFp) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"meff holdings v5\0");
+    h.update(&fp.xor);
+    h.update(&fp.count.to_le_bytes());
+    *h.finalize().as_bytes()
+}
+
+/// The fingerprint of a whole set, computed from scratch.
+pub fn fingerprint<'a>(set: impl IntoIterator<Item = &'a Hash>) -> RangeFp {
+    let mut fp = RangeFp::default();
+    for h in set {
+        fp.add(h);
+    }
+    fp
+}
 
 pub type Hash = [u8; 32];
 
@@ -11,6 +31,7 @@ pub type Hash = [u8; 32];
 pub struct HoldingsIndex {
     by_peer: HashMap<PeerId, BTreeSet<Hash>>,
     by_hash: HashMap<Hash, BTreeSet<PeerId>>,
+    fps: HashMap<PeerId, RangeFp>,
     /// Blobs whose holders changed since [`take_changed`](Self::take_changed).
     changed: HashSet<Hash>,
 }
@@ -25,22 +46,26 @@ impl HoldingsIndex {
         for h in set.difference(&old) {
             self.link(peer, *h);
         }
+        self.fps.insert(peer, fingerprint(&set));
         self.by_peer.insert(peer, set);
     }
 
     pub fn add(&mut self, peer: PeerId, h: Hash) {
         if self.by_peer.entry(peer).or_default().insert(h) {
+            self.fps.entry(peer).or_default().add(&h);
             self.link(peer, h);
         }
     }
 
     pub fn remove(&mut self, peer: PeerId, h: &Hash) {
         if self.by_peer.get_mut(&peer).is_some_and(|s| s.remove(h)) {
+            self.fps.entry(peer).or_default().remove(h);
             self.unlink(peer, h);
         }
     }
 
     pub fn forget(&mut self, peer: &PeerId) {
+        self.fps.remove(peer);
         if let Some(set) = self.by_peer.remove(peer) {
             for h in &set {
                 self.unlink(*peer, h);
@@ -50,6 +75,13 @@ impl HoldingsIndex {
 
     pub fn of_peer(&self, peer: &PeerId) -> Option<&BTreeSet<Hash>> {
         self.by_peer.get(peer)
+    }
+
+    /// The digest of what `peer` holds, as we mirror it.
+    pub fn digest_of(&self, peer: &PeerId) -> Option<[u8; 32]> {
+        self.by_peer
+            .contains_key(peer)
+            .then(|| digest(&self.fps.get(peer).copied().unwrap_or_default()))
     }
 
     pub fn holders(&self, h: &Hash) -> Option<&BTreeSet<PeerId>> {
@@ -110,6 +142,13 @@ mod tests {
                         .filter(|q| ix.of_peer(q).is_some_and(|s| s.contains(&hash)))
                         .collect();
                     prop_assert_eq!(&now, &expected);
+                    for q in (0u8..3).map(|q| PeerId([q; 32])) {
+                        prop_assert_eq!(
+                            ix.digest_of(&q),
+                            ix.of_peer(&q).map(|s| digest(&fingerprint(s))),
+                            "a digest kept up to date is the one computed afresh"
+                        );
+                    }
                     if now != old {
                         prop_assert!(changed.contains(&hash));
                     }

@@ -1,7 +1,7 @@
 //! Pushing files: the one-pass probe and hash of a file, and `import` of whole folders —
 //! names from tags, content already in the network skipped, clashes suffixed, files that are
 //! not audio listed and passed over. Files are probed and hashed (on a blocking thread)
-//! ahead of the ones being sent, and small files are sent several at once (each is mostly
+//! ahead of the ones being sent, and small files are sent up to 8 at once (each is mostly
 //! round trips), so both cores work.
 
 use super::Node;
@@ -376,7 +376,7 @@ impl Node {
 }
 
 /// Files an import stores at once.
-const IMPORT_WINDOW: usize = 4;
+const IMPORT_WINDOW: usize = 8;
 /// A file this large is stored alone.
 const LARGE_FILE: u64 = 8 << 20;
 

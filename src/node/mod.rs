@@ -136,6 +136,8 @@ pub(crate) struct State {
     pub held_seq: u64,
     /// What we hold (mirrors the blob store).
     pub held: BTreeSet<Hash>,
+    /// Fingerprint of `held`, kept up to date: what our holdings digest is made of.
+    pub held_fp: crate::store::recon::RangeFp,
     /// Blobs repair must not drop yet: just stored for an entry (name, version) whose catalog
     /// write may not have arrived; protected until it has, or until the instant.
     pub protected: HashMap<Hash, (Instant, String, crate::store::catalog::Version)>,
@@ -409,6 +411,7 @@ impl Node {
                     holdings_seen: HashMap::new(),
                     holdings_asked: HashMap::new(),
                     held_seq: now_ms() << 20,
+                    held_fp: crate::mesh::holdings::fingerprint(&held),
                     held,
                     protected: HashMap::new(),
                     in_flight: HashMap::new(),

@@ -51,14 +51,6 @@ pub struct LsFilter {
 }
 
 /// The digest of a holdings set, as its owner and every peer that mirrors it compute it.
-fn holdings_digest(set: &BTreeSet<Hash>) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    for hash in set {
-        h.update(hash);
-    }
-    *h.finalize().as_bytes()
-}
-
 pub fn extension_for(codec: &str) -> &'static str {
     match codec {
         "mp3" => "mp3",
@@ -423,7 +415,11 @@ impl Node {
     pub(crate) fn storage_gossip(&self, targets: &[PeerId]) {
         let (digest, held_seq, held_digest) = {
             let st = self.state();
-            (st.catalog.digest(), st.held_seq, holdings_digest(&st.held))
+            (
+                st.catalog.digest(),
+                st.held_seq,
+                crate::mesh::holdings::digest(&st.held_fp),
+            )
         };
         let playlists = self.state().playlists.digest();
         for peer in targets {
@@ -505,10 +501,9 @@ impl Node {
                 let stale = {
                     let st = self.state();
                     match st.holdings_seen.get(&peer) {
-                        Some(s) if *s == seq => st
-                            .holdings
-                            .of_peer(&peer)
-                            .is_none_or(|set| holdings_digest(set) != digest),
+                        Some(s) if *s == seq => {
+                            st.holdings.digest_of(&peer).is_none_or(|d| d != digest)
+                        }
                         Some(s) => *s < seq,
                         None => true,
                     }
@@ -539,6 +534,9 @@ impl Node {
         {
             let mut st = self.state();
             newly = st.held.insert(entry.hash);
+            if newly {
+                st.held_fp.add(&entry.hash);
+            }
             st.repair_dirty.insert(entry.hash);
             st.corrupt_dropped.remove(&entry.hash);
             st.protected.insert(
@@ -607,7 +605,11 @@ impl Node {
         let removed = {
             let mut st = self.state();
             st.repair_dirty.insert(*hash);
-            st.held.remove(hash)
+            let removed = st.held.remove(hash);
+            if removed {
+                st.held_fp.remove(hash);
+            }
+            removed
         };
         if removed {
             self.broadcast_held_change(Vec::new(), vec![*hash]);
