@@ -30,7 +30,8 @@ pub type Hash = [u8; 32];
 #[derive(Debug, Default)]
 pub struct HoldingsIndex {
     by_peer: HashMap<PeerId, BTreeSet<Hash>>,
-    by_hash: HashMap<Hash, BTreeSet<PeerId>>,
+    /// Holders by blob, sorted; a Vec, since a one-element BTreeSet costs a whole node.
+    by_hash: HashMap<Hash, Vec<PeerId>>,
     fps: HashMap<PeerId, RangeFp>,
     /// Blobs whose holders changed since [`take_changed`](Self::take_changed).
     changed: HashSet<Hash>,
@@ -84,13 +85,14 @@ impl HoldingsIndex {
             .then(|| digest(&self.fps.get(peer).copied().unwrap_or_default()))
     }
 
-    pub fn holders(&self, h: &Hash) -> Option<&BTreeSet<PeerId>> {
-        self.by_hash.get(h)
+    /// Who holds `h`, in id order.
+    pub fn holders(&self, h: &Hash) -> Option<&[PeerId]> {
+        self.by_hash.get(h).map(Vec::as_slice)
     }
 
     /// Every blob and its holders.
-    pub fn all(&self) -> impl Iterator<Item = (&Hash, &BTreeSet<PeerId>)> {
-        self.by_hash.iter()
+    pub fn all(&self) -> impl Iterator<Item = (&Hash, &[PeerId])> {
+        self.by_hash.iter().map(|(h, p)| (h, p.as_slice()))
     }
 
     pub fn take_changed(&mut self) -> HashSet<Hash> {
@@ -98,13 +100,18 @@ impl HoldingsIndex {
     }
 
     fn link(&mut self, peer: PeerId, h: Hash) {
-        self.by_hash.entry(h).or_default().insert(peer);
+        let holders = self.by_hash.entry(h).or_default();
+        if let Err(at) = holders.binary_search(&peer) {
+            holders.insert(at, peer);
+        }
         self.changed.insert(h);
     }
 
     fn unlink(&mut self, peer: PeerId, h: &Hash) {
         if let Some(s) = self.by_hash.get_mut(h) {
-            s.remove(&peer);
+            if let Ok(at) = s.binary_search(&peer) {
+                s.remove(at);
+            }
             if s.is_empty() {
                 self.by_hash.remove(h);
             }
@@ -126,7 +133,7 @@ mod tests {
             let mut ix = HoldingsIndex::default();
             for (op, p, set, h) in ops {
                 let peer = PeerId([p; 32]);
-                let before: Vec<(Hash, BTreeSet<PeerId>)> = (0u8..6).map(|x| ([x; 32], ix.holders(&[x; 32]).cloned().unwrap_or_default())).collect();
+                let before: Vec<(Hash, BTreeSet<PeerId>)> = (0u8..6).map(|x| ([x; 32], ix.holders(&[x; 32]).unwrap_or_default().iter().copied().collect())).collect();
                 ix.take_changed();
                 match op {
                     0 => ix.replace(peer, set.iter().map(|x| [*x; 32]).collect()),
@@ -136,7 +143,7 @@ mod tests {
                 }
                 let changed = ix.take_changed();
                 for (hash, old) in before {
-                    let now = ix.holders(&hash).cloned().unwrap_or_default();
+                    let now: BTreeSet<PeerId> = ix.holders(&hash).unwrap_or_default().iter().copied().collect();
                     let expected: BTreeSet<PeerId> = (0u8..3)
                         .map(|q| PeerId([q; 32]))
                         .filter(|q| ix.of_peer(q).is_some_and(|s| s.contains(&hash)))

@@ -62,10 +62,17 @@ impl Node {
             };
             let known: std::collections::BTreeMap<Hash, BTreeSet<crate::id::PeerId>> = match &scope
             {
-                None => st.holdings.all().map(|(h, p)| (*h, p.clone())).collect(),
+                None => st
+                    .holdings
+                    .all()
+                    .map(|(h, p)| (*h, p.iter().copied().collect()))
+                    .collect(),
                 Some(hashes) => hashes
                     .iter()
-                    .filter_map(|h| st.holdings.holders(h).map(|p| (*h, p.clone())))
+                    .filter_map(|h| {
+                        let p = st.holdings.holders(h)?;
+                        Some((*h, p.iter().copied().collect()))
+                    })
                     .collect(),
             };
             let protected: BTreeSet<Hash> = st

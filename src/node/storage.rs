@@ -109,7 +109,7 @@ impl Node {
         let mut out: BTreeMap<Hash, BTreeSet<PeerId>> = st
             .holdings
             .all()
-            .map(|(h, peers)| (*h, peers.clone()))
+            .map(|(h, peers)| (*h, peers.iter().copied().collect()))
             .collect();
         for h in &st.held {
             out.entry(*h).or_default().insert(self.id());
@@ -120,7 +120,13 @@ impl Node {
     /// Who holds `hash`, as far as we know (ourselves included).
     pub(crate) fn holders_of(&self, hash: &Hash) -> BTreeSet<PeerId> {
         let st = self.state();
-        let mut out = st.holdings.holders(hash).cloned().unwrap_or_default();
+        let mut out: BTreeSet<PeerId> = st
+            .holdings
+            .holders(hash)
+            .unwrap_or_default()
+            .iter()
+            .copied()
+            .collect();
         if st.held.contains(hash) {
             out.insert(self.id());
         }

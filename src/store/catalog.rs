@@ -198,9 +198,22 @@ impl CatalogEntry {
     }
 }
 
-fn unindex(ix: &mut HashMap<[u8; 32], BTreeSet<EntryKey>>, h: &[u8; 32], key: &EntryKey) {
+/// Keys by blob, sorted, in a Vec: nearly always one key, and a one-element BTreeSet costs a
+/// whole B-tree node (about 700 bytes) per track.
+type BlobIndex = HashMap<[u8; 32], Vec<EntryKey>>;
+
+fn index(ix: &mut BlobIndex, h: [u8; 32], key: &EntryKey) {
+    let keys = ix.entry(h).or_default();
+    if let Err(at) = keys.binary_search(key) {
+        keys.insert(at, key.clone());
+    }
+}
+
+fn unindex(ix: &mut BlobIndex, h: &[u8; 32], key: &EntryKey) {
     if let Some(keys) = ix.get_mut(h) {
-        keys.remove(key);
+        if let Ok(at) = keys.binary_search(key) {
+            keys.remove(at);
+        }
         if keys.is_empty() {
             ix.remove(h);
         }
@@ -334,9 +347,9 @@ pub struct Catalog {
     /// name (rare: only the later of concurrent pushes).
     renamed: BTreeMap<EntryKey, CatalogEntry>,
     /// Live entries by content, so "is this file in the network already" is no scan.
-    by_hash: HashMap<[u8; 32], BTreeSet<EntryKey>>,
+    by_hash: BlobIndex,
     /// Live entries by cover picture.
-    by_cover: HashMap<[u8; 32], BTreeSet<EntryKey>>,
+    by_cover: BlobIndex,
     /// Blobs (tracks and covers) whose referencing entries changed since
     /// [`take_changed_blobs`](Self::take_changed_blobs): what repair has to look at again.
     changed_blobs: HashSet<[u8; 32]>,
@@ -402,10 +415,10 @@ impl Catalog {
             }
             if !outcome.winner.tombstone {
                 let w = &outcome.winner;
-                self.by_hash.entry(w.hash).or_default().insert(key.clone());
+                index(&mut self.by_hash, w.hash, &key);
                 self.changed_blobs.insert(w.hash);
                 if let Some(c) = w.cover {
-                    self.by_cover.entry(c.hash).or_default().insert(key.clone());
+                    index(&mut self.by_cover, c.hash, &key);
                     self.changed_blobs.insert(c.hash);
                 }
             }

@@ -32,7 +32,9 @@ fn words(folded: &str) -> impl Iterator<Item = &str> {
 pub struct LibraryIndex {
     names: Vec<Option<String>>,
     slots: HashMap<String, u32>,
-    words: BTreeMap<String, BTreeSet<u32>>,
+    /// Slots only grow, so each list stays sorted by pushing; a Vec, since most words belong
+    /// to one track and a one-element BTreeSet costs a whole node.
+    words: BTreeMap<String, Vec<u32>>,
     /// Slots are in name order (a fresh build); appended ones are not, so answers get sorted.
     appended: bool,
     empty_slots: usize,
@@ -99,7 +101,10 @@ impl LibraryIndex {
         self.appended = true;
         for f in std::iter::once(name).chain(tags.into_iter().flatten()) {
             for w in words(&fold(f)) {
-                self.words.entry(w.to_string()).or_default().insert(i);
+                let slots = self.words.entry(w.to_string()).or_default();
+                if slots.last() != Some(&i) {
+                    slots.push(i);
+                }
             }
         }
     }
