@@ -277,6 +277,13 @@ impl Node {
     /// on the whole catalog to every peer would send it N times over).
     pub(crate) fn apply_catalog_quietly(&self, entries: Vec<CatalogEntry>) {
         let (changed, acked) = self.merge_entries(entries);
+        self.persist_entries(&changed);
+        for b in super::catalog_sync::batches(acked) {
+            self.broadcast(Msg::Catalog(b), None);
+        }
+    }
+
+    fn persist_entries(&self, changed: &[CatalogEntry]) {
         if changed.is_empty() {
             return;
         }
@@ -287,9 +294,6 @@ impl Node {
         self.inner
             .db_writes
             .submit(crate::store::db::Write::catalog(&rows, &[]));
-        for b in super::catalog_sync::batches(acked) {
-            self.broadcast(Msg::Catalog(b), None);
-        }
     }
 
     /// Merges entries; returns those that changed, and those of them that changed because we
@@ -333,16 +337,7 @@ impl Node {
 
     /// Stores entries that changed and sends them to every peer but `from`.
     pub(crate) fn persist_and_pass_on(&self, changed: Vec<CatalogEntry>, from: Option<PeerId>) {
-        if changed.is_empty() {
-            return;
-        }
-        let rows: Vec<(String, CatalogEntry)> = changed
-            .iter()
-            .map(|e| (db_key(&e.key()), e.clone()))
-            .collect();
-        self.inner
-            .db_writes
-            .submit(crate::store::db::Write::catalog(&rows, &[]));
+        self.persist_entries(&changed);
         for b in super::catalog_sync::batches(changed) {
             self.broadcast(Msg::Catalog(b), from);
         }
