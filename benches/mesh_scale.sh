@@ -3,11 +3,16 @@
 # other N-1 are launched at once, each joining through its ticket. Reports the time until every
 # peer sees all others alive over direct paths, false deaths (a peer declared dead that never
 # died), relayed pairs, then the idle traffic: IP bytes on the loopback interface over 20 s
-# with no transfers, per peer, and idle CPU per peer.
-#   bash benches/mesh_scale.sh [N]      (MEFF_BIN=PATH to measure another build)
+# with no transfers, per peer, and idle CPU per peer; then SIGKILLs one peer and reports when
+# the last of the others declared it dead (from their logs' timestamps).
+# With DEAD > 0, DEAD more peers join and are SIGKILLed once the mesh formed: the idle figures
+# are then those of N live peers that still remember DEAD dead ones.
+#   bash benches/mesh_scale.sh [N] [DEAD]   (MEFF_BIN=PATH to measure another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N="${1:-32}"
+LIVE="${1:-32}"
+DEAD="${2:-0}"
+N=$((LIVE + DEAD))
 # MEFF_BIN=PATH measures another build (e.g. an older one, for a before/after).
 if [ -z "${MEFF_BIN:-}" ]; then cargo build --release --quiet; fi
 MEFF="${MEFF_BIN:-$PWD/target/release/meff}"
@@ -49,6 +54,17 @@ fi
 deaths=$(cat "$WORK"/p*.err | grep -c " is dead" || true)
 relayed=$(cat "$WORK"/p*.err | grep -ci "relayed\|via relay\|tunnel" || true)
 echo "false deaths while forming: $deaths; relay and tunnel mentions in the logs: $relayed"
+if [ "$DEAD" -gt 0 ]; then
+  for i in $(seq "$LIVE" $((N - 1))); do kill -9 "${pids[$i]}"; done
+  pids=("${pids[@]:0:$LIVE}")
+  for _ in $(seq 1 200); do
+    dead_seen=$(grep -h " is dead" "$WORK"/p*.err | wc -l)
+    [ "$dead_seen" -ge $((LIVE * DEAD)) ] && break
+    sleep 0.1
+  done
+  echo "killed $DEAD peers; $LIVE live peers remember them ($dead_seen deaths logged)"
+  N=$LIVE
+fi
 sleep 5
 rx0=$(awk '/^ *lo:/{print $2}' /proc/net/dev)
 cpu0=$(for p in "${pids[@]}"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | paste -sd+ | bc)
@@ -58,3 +74,16 @@ cpu1=$(for p in "${pids[@]}"; do awk '{print $14 + $15}' "/proc/$p/stat"; done |
 hz=$(getconf CLK_TCK)
 awk -v b=$((rx1 - rx0)) -v n="$N" -v c=$((cpu1 - cpu0)) -v hz="$hz" 'BEGIN{
   printf "idle: %.2f KB/s sent per peer (loopback IP bytes over 20 s / %d peers); CPU %.2f%% of a core per peer\n", b / 20 / n / 1000, n, c / hz / 20 / n * 100 }'
+# Failure detection: SIGKILL the last live peer, then read when each other peer logged it dead.
+victim=$((N - 1))
+killed_at=$(date -u +%H:%M:%S.%N)
+kill -9 "${pids[$victim]}"
+for _ in $(seq 1 100); do
+  seen=$(cat "$WORK"/p*.err | grep -c ": p$victim is dead" || true)
+  [ "$seen" -ge $((N - 1)) ] && break
+  sleep 0.1
+done
+last=$(grep -h ": p$victim is dead" "$WORK"/p*.err | cut -c12-26 | sort | tail -1)
+awk -v k="$killed_at" -v l="$last" -v seen="$seen" -v n=$((N - 1)) 'function s(t, a) { split(t, a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
+  BEGIN { printf "SIGKILLed p%s: dead for %d of %d peers, the last %.2f s after the kill\n", "'$victim'", seen, n, s(l) - s(k) }'
+

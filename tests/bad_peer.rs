@@ -152,6 +152,21 @@ async fn join_raw(
         Msg::HelloAck(_) => {}
         other => panic!("no hello-ack: {}", other.name()),
     }
+    // It beats like a member, so it stays linked for as long as the test needs it.
+    let (mut beats, _) = conn.open_bi().await.unwrap();
+    tokio::spawn(async move {
+        for seq in 0.. {
+            let hb = Msg::Heartbeat(meff::net::msg::Heartbeat {
+                seq,
+                rtt_us: 100,
+                load: 0,
+            });
+            if beats.write_all(&frame::encode(&hb)).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
     (ep, conn, send, recv, id.id)
 }
 

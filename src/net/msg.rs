@@ -15,7 +15,9 @@ use std::net::SocketAddr;
 /// 5: catalogs reconcile by ranges (`CatalogRecon`); the catalog digest is an XOR of entry
 /// hashes; entries a round found missing travel as `CatalogItems`, in frames of about 1 MiB;
 /// heartbeats carry the sender's load, and `LoadAsk` asks for it.
-pub const PROTOCOL_VERSION: u16 = 5;
+/// 6: indirect probes (`ProbeAsk`, `ProbeSeen`): a silent peer's friends are asked whether
+/// they hear it before it is declared dead.
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// The one line both sides of a version mismatch print: both versions, and who must upgrade.
 pub fn version_mismatch(who: &str, theirs: u16) -> String {
@@ -158,6 +160,15 @@ pub enum Msg {
     LoadIs {
         serving: u32,
     },
+    /// Do you hear `target`? (We do not.) Answered with `ProbeSeen`.
+    ProbeAsk {
+        target: PeerId,
+    },
+    /// How long ago the sender last heard `target` on its own link; None: it does not.
+    ProbeSeen {
+        target: PeerId,
+        silent_ms: Option<u32>,
+    },
 }
 
 const KB: usize = 1024;
@@ -201,6 +212,8 @@ impl Msg {
             Msg::CatalogItems(_) => 28,
             Msg::LoadAsk => 29,
             Msg::LoadIs { .. } => 30,
+            Msg::ProbeAsk { .. } => 31,
+            Msg::ProbeSeen { .. } => 32,
         }
     }
 
@@ -237,6 +250,8 @@ impl Msg {
             Msg::CatalogItems(_) => "catalog-items",
             Msg::LoadAsk => "load-ask",
             Msg::LoadIs { .. } => "load-is",
+            Msg::ProbeAsk { .. } => "probe-ask",
+            Msg::ProbeSeen { .. } => "probe-seen",
         }
     }
 
@@ -275,6 +290,8 @@ impl Msg {
             28 => 16 * KB * KB,
             29 => 16,
             30 => 16,
+            31 => 64,
+            32 => 64,
             _ => return None,
         })
     }

@@ -280,6 +280,14 @@ impl Node {
                 self.handle_introduce(peer, target);
                 Ok(())
             }
+            Msg::ProbeAsk { target } => {
+                self.answer_probe(peer, target);
+                Ok(())
+            }
+            Msg::ProbeSeen { target, silent_ms } => {
+                self.on_probe_seen(target, silent_ms);
+                Ok(())
+            }
             Msg::PunchNow { peer: target, addr } => {
                 self.handle_punch(peer, target, addr);
                 Ok(())
@@ -376,6 +384,8 @@ impl Node {
                 link.conn.close(0u32.into(), b"heartbeats stopped");
             }
         }
+        drop(st);
+        self.ask_about_silent_peers(now, stretch);
     }
 
     /// Members we should be connected to but are not: dial them, less often once dead; after

@@ -16,6 +16,7 @@ mod introduce;
 mod listen;
 mod lock;
 mod playlist;
+mod probes;
 pub mod push;
 pub mod queue;
 mod range_reader;

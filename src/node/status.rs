@@ -68,6 +68,7 @@ impl Node {
         let playing = self.playing();
         let st = self.state();
         let me = self.id();
+        let now = std::time::Instant::now();
         let peers = st
             .table
             .records()
@@ -87,7 +88,9 @@ impl Node {
                     name: st.table.display_name(&r.id),
                     state: state.as_str(),
                     rtt_ms: link.map(|l| l.conn.rtt().as_secs_f64() * 1000.0),
-                    path: if link.is_some_and(|l| is_relay_addr(&l.conn.remote_address())) {
+                    path: if st.live.indirect(&r.id, now) {
+                        "indirect"
+                    } else if link.is_some_and(|l| is_relay_addr(&l.conn.remote_address())) {
                         "relayed"
                     } else {
                         "direct"

@@ -92,10 +92,12 @@ impl Node {
 
     pub(crate) fn alive_peers(&self) -> BTreeSet<PeerId> {
         let st = self.state();
+        let now = Instant::now();
         let mut out: BTreeSet<PeerId> = st
             .links
             .keys()
-            .filter(|id| st.live.state(id) == Some(PeerState::Alive))
+            // One we hear only through friends has no link to carry a transfer.
+            .filter(|id| st.live.state(id) == Some(PeerState::Alive) && !st.live.indirect(id, now))
             .copied()
             .collect();
         out.insert(self.id());
