@@ -51,6 +51,9 @@ done
 if [ -z "$formed" ]; then echo "no full direct mesh of $N within 60 s"; else
   echo "mesh of $N formed (all alive, all direct) in $(awk "BEGIN{printf \"%.2f\", $formed - $t0}") s after launching $((N - 1)) joiners (includes polling $N peers' status)"
 fi
+cpu_formed=$(for p in "${pids[@]}"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | paste -sd+ | bc)
+awk -v c="$cpu_formed" -v hz="$(getconf CLK_TCK)" -v n="$N" 'BEGIN{
+  printf "CPU of all %d peers from launch until formed: %.1f s, %.2f ms per pair\n", n, c / hz, c / hz * 1000 / (n * (n - 1) / 2) }'
 deaths=$(cat "$WORK"/p*.err | grep -c " is dead" || true)
 relayed=$(cat "$WORK"/p*.err | grep -ci "relayed\|via relay\|tunnel" || true)
 echo "false deaths while forming: $deaths; relay and tunnel mentions in the logs: $relayed"

@@ -44,6 +44,10 @@ pub struct LivenessConfig {
     pub vouch_for: Duration,
     /// The most that local health may multiply the allowed silences by.
     pub max_health_stretch: u32,
+    /// How many times longer a silence is allowed on a link that has not carried its first
+    /// heartbeat yet: in a join storm the other side may still be busy finishing the
+    /// handshake it just made with us, and that is load, not death.
+    pub new_link_grace: u32,
 }
 
 impl Default for LivenessConfig {
@@ -58,6 +62,7 @@ impl Default for LivenessConfig {
             fresh: Duration::from_millis(1250),
             vouch_for: Duration::from_millis(1000),
             max_health_stretch: 8,
+            new_link_grace: 4,
         }
     }
 }
@@ -72,6 +77,8 @@ struct Track {
     /// When we last asked about it, and how many answers to that ask are still due.
     asked_at: Option<Instant>,
     answers_due: u32,
+    /// Linked or learned of, and no heartbeat yet.
+    first_beat_due: bool,
 }
 
 impl Track {
@@ -83,6 +90,16 @@ impl Track {
             vouched_until: None,
             asked_at: None,
             answers_due: 0,
+            first_beat_due: false,
+        }
+    }
+
+    /// The factor on allowed silences for this peer alone.
+    fn grace(&self, cfg: &LivenessConfig) -> u32 {
+        if self.first_beat_due {
+            cfg.new_link_grace.max(1)
+        } else {
+            1
         }
     }
 
@@ -119,6 +136,7 @@ impl Liveness {
         t.vouched_until = None;
         t.asked_at = None;
         t.answers_due = 0;
+        t.first_beat_due = false;
         (t.state != PeerState::Alive).then(|| {
             t.state = PeerState::Alive;
             t.since = now;
@@ -126,11 +144,22 @@ impl Liveness {
         })
     }
 
+    /// A link to `id` was just made (a handshake): heard, and its first heartbeat is due.
+    pub fn linked(&mut self, id: PeerId, now: Instant) -> Option<PeerState> {
+        let change = self.heard(id, now);
+        if let Some(t) = self.peers.get_mut(&id) {
+            t.first_beat_due = true;
+        }
+        change
+    }
+
     /// A member we know of but have not heard from yet (learned through gossip or from disk).
+    /// It gets a new link's grace: in a join storm the dial to it may take a while.
     pub fn learned(&mut self, id: PeerId, now: Instant) {
-        self.peers
-            .entry(id)
-            .or_insert_with(|| Track::new(now, PeerState::Suspect));
+        self.peers.entry(id).or_insert_with(|| Track {
+            first_beat_due: true,
+            ..Track::new(now, PeerState::Suspect)
+        });
     }
 
     pub fn left(&mut self, id: PeerId, now: Instant) -> Option<PeerState> {
@@ -171,7 +200,7 @@ impl Liveness {
         let mut unanswered = 0;
         for (id, t) in self.peers.iter_mut() {
             if !matches!(t.state, PeerState::Alive | PeerState::Suspect)
-                || now.saturating_duration_since(t.last_heard) < suspect_after
+                || now.saturating_duration_since(t.last_heard) < suspect_after * t.grace(&self.cfg)
                 || t.asked_at
                     .is_some_and(|a| now.saturating_duration_since(a) < self.cfg.ask_every)
             {
@@ -247,11 +276,12 @@ impl Liveness {
                 continue;
             }
             let silent = now.saturating_duration_since(t.last_heard);
+            let grace = t.grace(&self.cfg);
             let next = if t.vouched(now) {
                 PeerState::Alive
-            } else if silent >= dead_after {
+            } else if silent >= dead_after * grace {
                 PeerState::Dead
-            } else if silent >= suspect_after {
+            } else if silent >= suspect_after * grace {
                 PeerState::Suspect
             } else {
                 t.state

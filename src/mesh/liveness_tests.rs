@@ -192,6 +192,23 @@ fn unanswered_asks_stretch_silences_and_answers_shrink_them_back() {
     assert_eq!(l.health_stretch(), 1);
 }
 
+#[test]
+fn a_new_link_gets_longer_for_its_first_heartbeat_then_the_usual_silence() {
+    let t0 = Instant::now();
+    let p = PeerId([9; 32]);
+    let mut l = Liveness::new(LivenessConfig::default());
+    l.linked(p, t0);
+    // 5 s without the first heartbeat: still not dead (a join storm's late handshake).
+    assert!(l.tick(t0 + ms(5000)).is_empty());
+    // With no heartbeat ever, it is dead after 4 × 2.5 s.
+    assert_eq!(l.tick(t0 + ms(10_000)), vec![(p, PeerState::Dead)]);
+    // Once a heartbeat came, the usual 2.5 s hold.
+    let mut l = Liveness::new(LivenessConfig::default());
+    l.linked(p, t0);
+    l.heard(p, t0 + ms(100));
+    assert_eq!(l.tick(t0 + ms(2600)), vec![(p, PeerState::Dead)]);
+}
+
 proptest! {
     /// Against a model of the rule: a peer is dead exactly when we have not heard it for
     /// `dead_after` and no friend's fresh news came in the last `vouch_for`; a suspect when

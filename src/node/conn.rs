@@ -344,7 +344,7 @@ impl Node {
                 control: tx,
             },
         );
-        st.live.heard(peer, Instant::now());
+        st.live.linked(peer, Instant::now());
         st.dialing.remove(&peer);
         Some(rx)
     }

@@ -25,6 +25,8 @@ const MAX_DEAD_REDIAL_WAIT: Duration = Duration::from_secs(300);
 /// change any delta missed still spreads in a few rounds while idle traffic per peer stays
 /// the same at 8 peers or 64.
 const ANTI_ENTROPY_FANOUT: usize = 3;
+/// Peers a record that was news to us is passed on to.
+const RUMOR_FANOUT: usize = 4;
 /// How long the higher id of a pair waits before punching towards a new member.
 const PUNCH_DEFER: Duration = Duration::from_millis(300);
 /// A peer whose table digest differs gets our whole table at most this often.
@@ -191,17 +193,34 @@ impl Node {
             self.persist_members();
         }
         if !changed.is_empty() {
-            self.broadcast_updates(changed, from);
+            self.pass_on_updates(changed, from);
         }
     }
 
-    /// Sends the records that changed to every linked peer but `except` (who told us).
+    /// Sends our own record's change to every linked peer.
     fn broadcast_updates(&self, recs: Vec<MemberRecord>, except: Option<PeerId>) {
         let st = self.state();
         for (id, link) in &st.links {
             if Some(*id) != except {
                 let _ = link.control.send(Msg::MemberUpdates(recs.clone()));
             }
+        }
+    }
+
+    /// Passes others' records that were news to us on to a few random linked peers (a rumor):
+    /// sending each to every link made every peer send every record to every other, N³
+    /// messages for a mesh of N forming, most of its CPU at 64. Whoever a rumor misses gets
+    /// the record in the next handshake's table or from anti-entropy.
+    fn pass_on_updates(&self, recs: Vec<MemberRecord>, from: Option<PeerId>) {
+        use rand::seq::IteratorRandom;
+        let st = self.state();
+        let targets = st
+            .links
+            .iter()
+            .filter(|(id, _)| Some(**id) != from)
+            .choose_multiple(&mut rand::rng(), RUMOR_FANOUT);
+        for (_, link) in targets {
+            let _ = link.control.send(Msg::MemberUpdates(recs.clone()));
         }
     }
 
