@@ -61,7 +61,7 @@ if [ "$DEAD" -gt 0 ]; then
   for i in $(seq "$LIVE" $((N - 1))); do kill -9 "${pids[$i]}"; done
   pids=("${pids[@]:0:$LIVE}")
   for _ in $(seq 1 200); do
-    dead_seen=$(grep -h " is dead" "$WORK"/p*.err | wc -l)
+    dead_seen=$(cat "$WORK"/p*.err | grep -c " is dead" || true)
     [ "$dead_seen" -ge $((LIVE * DEAD)) ] && break
     sleep 0.1
   done

@@ -3,6 +3,7 @@
 
 use super::{Node, PeerLink, close_code};
 use crate::id::PeerId;
+use crate::mesh::liveness::PeerState;
 use crate::mesh::membership::MemberRecord;
 use crate::net::auth::{self, Role};
 use crate::net::frame::{self, FrameError};
@@ -344,8 +345,22 @@ impl Node {
                 control: tx,
             },
         );
+        let was_dead = st.live.state(&peer) == Some(PeerState::Dead);
         st.live.linked(peer, Instant::now());
         st.dialing.remove(&peer);
+        if was_dead {
+            // A dead member is back: a network that healed may have brought back others too,
+            // so try every other dead member now rather than at its next slow redial.
+            let dead: Vec<PeerId> = st
+                .last_dial
+                .keys()
+                .filter(|id| st.live.state(id) == Some(PeerState::Dead))
+                .copied()
+                .collect();
+            for id in dead {
+                st.last_dial.remove(&id);
+            }
+        }
         Some(rx)
     }
 

@@ -21,6 +21,8 @@ const REDIAL_DEAD_AFTER: Duration = Duration::from_secs(5);
 /// A dead member is redialed ever less often, up to this: a friend's laptop that is off for
 /// the week costs a dial every few minutes, not a storm every few seconds.
 const MAX_DEAD_REDIAL_WAIT: Duration = Duration::from_secs(300);
+/// Live peers that keep redialing a dead member on the backoff schedule.
+const DEAD_REDIALERS: usize = 3;
 /// Peers each anti-entropy round goes to: a few random ones, as epidemic gossip does, so a
 /// change any delta missed still spreads in a few rounds while idle traffic per peer stays
 /// the same at 8 peers or 64.
@@ -33,6 +35,26 @@ const PUNCH_DEFER: Duration = Duration::from_millis(300);
 const TABLE_RESEND_EVERY: Duration = Duration::from_secs(1);
 /// Peers that left are shown apart for a day, then forgotten.
 const FORGET_LEFT_AFTER_MS: u64 = 24 * 3600 * 1000;
+
+/// Whether we are one of the few live peers that redial `dead` on the quick schedule; the
+/// rest try once every `MAX_DEAD_REDIAL_WAIT`. A peer that comes back dials everyone itself,
+/// so 16 dead members no longer cost every live peer a stream of handshake packets
+/// (and the ICMP answering each) to 16 dead ports.
+fn redials_the_dead<'a>(
+    me: PeerId,
+    dead: PeerId,
+    linked: impl Iterator<Item = &'a PeerId>,
+) -> bool {
+    let score = |a: &PeerId| {
+        let (lo, hi) = if a.0 < dead.0 { (a, &dead) } else { (&dead, a) };
+        let mut h = blake3::Hasher::new();
+        h.update(&lo.0);
+        h.update(&hi.0);
+        u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap_or([0; 8]))
+    };
+    let ours = score(&me);
+    linked.filter(|p| **p != dead && score(p) < ours).count() < DEAD_REDIALERS
+}
 
 impl Node {
     pub(crate) fn own_record(&self) -> MemberRecord {
@@ -441,8 +463,12 @@ impl Node {
                 let wait = if upgrade {
                     (REDIAL_DEAD_AFTER * 2u32.pow(tries.min(4))).min(MAX_UPGRADE_WAIT)
                 } else if st.live.state(&id) == Some(PeerState::Dead) {
-                    let n = st.dead_dials.get(&id).copied().unwrap_or(0);
-                    (REDIAL_DEAD_AFTER * 2u32.pow(n.min(6))).min(MAX_DEAD_REDIAL_WAIT)
+                    if redials_the_dead(me, id, st.links.keys()) {
+                        let n = st.dead_dials.get(&id).copied().unwrap_or(0);
+                        (REDIAL_DEAD_AFTER * 2u32.pow(n.min(6))).min(MAX_DEAD_REDIAL_WAIT)
+                    } else {
+                        MAX_DEAD_REDIAL_WAIT
+                    }
                 } else {
                     REDIAL_ALIVE_AFTER
                 };
@@ -589,5 +615,31 @@ impl Node {
         let node = self.clone();
         let _ = tokio::task::spawn_blocking(move || node.inner.db_writes.flush()).await;
         Some(handed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_of_the_live_peers_redial_a_dead_one_quickly() {
+        for seed in 0u8..20 {
+            let dead = PeerId([seed; 32]);
+            let live: Vec<PeerId> = (0..10u8).map(|i| PeerId([100 + i + seed; 32])).collect();
+            let quick = live
+                .iter()
+                .filter(|me| {
+                    let others: Vec<PeerId> = live
+                        .iter()
+                        .filter(|p| p != me)
+                        .copied()
+                        .chain([dead])
+                        .collect();
+                    redials_the_dead(**me, dead, others.iter())
+                })
+                .count();
+            assert_eq!(quick, DEAD_REDIALERS);
+        }
     }
 }
