@@ -114,8 +114,10 @@ impl Node {
         let mut changed: Vec<MemberRecord> = Vec::new();
         let mut refute = false;
         let mut punch = Vec::new();
+        let first_contact;
         {
             let mut st = self.state();
+            first_contact = st.table.records().all(|r| r.id == me);
             for rec in recs {
                 if departed_long_ago(&rec, now_ms(), FORGET_LEFT_AFTER_MS) {
                     continue;
@@ -209,9 +211,10 @@ impl Node {
         if refute {
             self.update_self(|_| {});
         }
-        if !changed.is_empty() || refute {
+        if first_contact && (!changed.is_empty() || refute) {
             // Persist at once: a peer that crashes right after joining must still know its
-            // network when it restarts.
+            // network when it restarts. Later changes wait for the next tick (250 ms): saving
+            // the whole table at every change was a database commit per rumor in a join storm.
             self.persist_members();
         }
         if !changed.is_empty() {
