@@ -164,6 +164,12 @@ fn deaths_logged(dirs: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
+/// Fails, with the log lines, if any peer logged a death.
+fn assert_nobody_died(dirs: &[PathBuf], what: &str) {
+    let deaths = deaths_logged(dirs);
+    assert!(deaths.is_empty(), "{what}: {deaths:#?}");
+}
+
 /// A peer's own port, from its status.
 fn port_of(dir: &Path) -> String {
     let out = Command::new(BIN)
@@ -333,11 +339,7 @@ fn sixteen_peers_with_5_percent_loss_keep_everyone_alive_and_see_a_kill() {
         dropped > 100,
         "the loss rule dropped only {dropped} packets: no loss to survive"
     );
-    let false_deaths = deaths_logged(&dirs);
-    assert!(
-        false_deaths.is_empty(),
-        "alive peers declared dead under 5% loss: {false_deaths:#?}"
-    );
+    assert_nobody_died(&dirs, "alive peers declared dead under 5% loss");
     assert!(dirs.iter().all(|d| all_alive(d)), "someone is not alive");
 
     // The path between p1 and p2 breaks (both ways); everyone else still hears both.
@@ -372,11 +374,7 @@ fn sixteen_peers_with_5_percent_loss_keep_everyone_alive_and_see_a_kill() {
         Some("alive".into()),
         "p1, to p2, with their path broken"
     );
-    let false_deaths = deaths_logged(&dirs);
-    assert!(
-        false_deaths.is_empty(),
-        "a broken path made a death: {false_deaths:#?}"
-    );
+    assert_nobody_died(&dirs, "a broken path made a death");
     pair_rule("-D", &port1, &port2).unwrap();
     pair_rule("-D", &port2, &port1).unwrap();
     let healed = wait_for(Duration::from_secs(30), || {
@@ -421,13 +419,12 @@ fn sixteen_peers_with_5_percent_loss_keep_everyone_alive_and_see_a_kill() {
     drop(starved);
     eprintln!("p3's quota held it back {throttled} times");
     assert!(
-        throttled > 10,
+        throttled > 50,
         "p3 was not held back ({throttled} times): no starvation to survive"
     );
-    let false_deaths = deaths_logged(&dirs);
-    assert!(
-        false_deaths.is_empty(),
-        "a peer held to 10% of a core (or its friends) declared dead: {false_deaths:#?}"
+    assert_nobody_died(
+        &dirs,
+        "a peer held to 10% of a core (or its friends) declared dead",
     );
     assert!(
         wait_for(Duration::from_secs(10), || dirs

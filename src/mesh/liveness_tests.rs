@@ -58,14 +58,16 @@ fn a_starved_observer_does_not_blame_its_peers() {
     assert_eq!(m.tick(now), vec![(id, PeerState::Dead)]);
 }
 
-/// Runs the asks and ticks of one observer every 250 ms from `from` to `to`; `news` says what
-/// each of 3 friends answers (their silence) at a given time. Returns when the target died.
+/// Runs the asks and ticks of one observer every 250 ms up to `to`; `news` says what each
+/// of 3 friends answers (their silence) at a given time, `each` sees every step. Returns when
+/// the target died.
 fn run(
     l: &mut Liveness,
     target: PeerId,
     t0: Instant,
     to: u64,
     news: impl Fn(u64) -> Option<u64>,
+    mut each: impl FnMut(&Liveness, u64),
 ) -> Option<u64> {
     let mut at = 0;
     while at <= to {
@@ -81,6 +83,7 @@ fn run(
                 return Some(at);
             }
         }
+        each(l, at);
         at += 250;
     }
     None
@@ -97,7 +100,14 @@ fn a_crashed_peer_is_dead_within_3_s_though_friends_heard_it_just_before() {
             // up to the crash, `friend_lag` ms after us at most.
             l.heard(p, t0 + ms(1000 - heard_before));
             let friend_heard = (1000 - heard_before + friend_lag).min(1000);
-            let died = run(&mut l, p, t0, 10_000, |at| at.checked_sub(friend_heard));
+            let died = run(
+                &mut l,
+                p,
+                t0,
+                10_000,
+                |at| at.checked_sub(friend_heard),
+                |_, _| {},
+            );
             let died = died.expect("a crashed peer must die");
             assert!(
                 died - 1000 <= 2750,
@@ -118,26 +128,12 @@ fn a_peer_only_friends_hear_stays_alive_and_dies_when_they_stop() {
     let friends_hear_until = 60_000;
     let news = |at: u64| (at <= friends_hear_until).then_some(at % 1000);
     let mut was_indirect = false;
-    let mut at = 0;
-    let mut died = None;
-    while at <= 70_000 && died.is_none() {
-        let now = t0 + ms(at);
-        for id in l.asks_due(now, 1, 3) {
-            for _ in 0..3 {
-                l.answer(id, news(at).map(ms), now);
-            }
-        }
-        for (id, s) in l.tick(now) {
-            if id == p && s == PeerState::Dead {
-                died = Some(at);
-            }
-        }
+    let died = run(&mut l, p, t0, 70_000, news, |l, at| {
         if at > 3000 && at < friends_hear_until {
             assert_eq!(l.state(&p), Some(PeerState::Alive), "at {at} ms");
-            was_indirect |= l.indirect(&p, now);
+            was_indirect |= l.indirect(&p, t0 + ms(at));
         }
-        at += 250;
-    }
+    });
     assert!(was_indirect, "it was alive only through friends");
     let died = died.expect("dead once nobody hears it");
     assert!(
