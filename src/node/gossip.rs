@@ -114,10 +114,11 @@ impl Node {
         let mut changed: Vec<MemberRecord> = Vec::new();
         let mut refute = false;
         let mut punch = Vec::new();
-        let first_contact;
+        let defer_save;
         {
             let mut st = self.state();
-            first_contact = st.table.records().all(|r| r.id == me);
+            // While dials are in flight (a join storm) the table changes many times a second.
+            defer_save = !st.table.records().all(|r| r.id == me) && !st.dialing.is_empty();
             for rec in recs {
                 if departed_long_ago(&rec, now_ms(), FORGET_LEFT_AFTER_MS) {
                     continue;
@@ -211,10 +212,10 @@ impl Node {
         if refute {
             self.update_self(|_| {});
         }
-        if first_contact && (!changed.is_empty() || refute) {
+        if !defer_save && (!changed.is_empty() || refute) {
             // Persist at once: a peer that crashes right after joining must still know its
-            // network when it restarts. Later changes wait for the next tick (250 ms): saving
-            // the whole table at every change was a database commit per rumor in a join storm.
+            // network when it restarts. While dials are in flight the save waits for the next
+            // tick (250 ms): a database commit per rumor was a third of a join storm's CPU.
             self.persist_members();
         }
         if !changed.is_empty() {
