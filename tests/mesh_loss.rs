@@ -196,6 +196,13 @@ fn view_of(dir: &Path, name: &str) -> Option<(String, String)> {
         .and_then(|p| Some((p["state"].as_str()?.into(), p["path"].as_str()?.into())))
 }
 
+/// Whether p1 and p2 each see the other alive over `path`.
+fn pair_alive_by(dirs: &[PathBuf], path: &str) -> bool {
+    [(1, "p2"), (2, "p1")]
+        .iter()
+        .all(|(i, other)| view_of(&dirs[*i], other).is_some_and(|(s, p)| s == "alive" && p == path))
+}
+
 /// A CPU cap on one process: a cgroup (v2 `cpu.max`, or v1 `cpu.cfs_quota_us`) holding it to
 /// 10 ms of CPU per 100 ms. Moved back out and removed on drop.
 struct Starved {
@@ -352,10 +359,7 @@ fn sixteen_peers_with_5_percent_loss_keep_everyone_alive_and_see_a_kill() {
     };
     pair_rule("-I", &port1, &port2).unwrap();
     pair_rule("-I", &port2, &port1).unwrap();
-    let indirect = wait_for(Duration::from_secs(15), || {
-        view_of(&dirs[1], "p2").is_some_and(|(s, p)| s == "alive" && p == "indirect")
-            && view_of(&dirs[2], "p1").is_some_and(|(s, p)| s == "alive" && p == "indirect")
-    });
+    let indirect = wait_for(Duration::from_secs(15), || pair_alive_by(&dirs, "indirect"));
     eprintln!("p1 and p2 alive to each other through friends after {indirect:?}");
     assert!(
         indirect.is_some(),
@@ -377,10 +381,7 @@ fn sixteen_peers_with_5_percent_loss_keep_everyone_alive_and_see_a_kill() {
     assert_nobody_died(&dirs, "a broken path made a death");
     pair_rule("-D", &port1, &port2).unwrap();
     pair_rule("-D", &port2, &port1).unwrap();
-    let healed = wait_for(Duration::from_secs(30), || {
-        view_of(&dirs[1], "p2").is_some_and(|(s, p)| s == "alive" && p == "direct")
-            && view_of(&dirs[2], "p1").is_some_and(|(s, p)| s == "alive" && p == "direct")
-    });
+    let healed = wait_for(Duration::from_secs(30), || pair_alive_by(&dirs, "direct"));
     eprintln!("p1 and p2 direct again {healed:?} after the path came back");
     assert!(healed.is_some(), "p1 and p2 never direct again");
 

@@ -483,46 +483,30 @@ impl Node {
         // The dialer beats every second; the acceptor answers each beat at once, so its
         // answer carries the ACK of the beat and a link costs three packets a second, not
         // four (two beats on their own clocks, each with an ACK of its own).
-        let answers = first.is_some();
-        let beat = |seq: u64| {
-            Msg::Heartbeat(Heartbeat {
-                seq,
-                rtt_us: conn.rtt().as_micros() as u64,
-                load: self.serving_now(),
-            })
-        };
         let mut seq = 0u64;
-        let mut answering = true;
-        if let Some(hb) = first {
-            self.heard_load(peer, hb.load);
-            self.heard_from(peer, &conn);
-            seq += 1;
-            answering = frame::write_frame(&mut send, &beat(seq)).await.is_ok();
-        }
-        let (mut answer_to, writer) = if answers {
-            (answering.then_some(send), None)
-        } else {
-            let node = self.clone();
-            let c = conn.clone();
-            (
-                None,
-                Some(self.inner.tasks.spawn(async move {
+        let (mut answer_to, writer) = match first {
+            Some(hb) => {
+                self.heard_load(peer, hb.load);
+                self.heard_from(peer, &conn);
+                seq += 1;
+                let answered = frame::write_frame(&mut send, &self.heartbeat(seq, &conn)).await;
+                (answered.is_ok().then_some(send), None)
+            }
+            None => {
+                let node = self.clone();
+                let c = conn.clone();
+                let writer = self.inner.tasks.spawn(async move {
                     let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
-                    let mut seq = 0u64;
-                    loop {
+                    for seq in 1.. {
                         tick.tick().await;
-                        seq += 1;
-                        let hb = Msg::Heartbeat(Heartbeat {
-                            seq,
-                            rtt_us: c.rtt().as_micros() as u64,
-                            load: node.serving_now(),
-                        });
+                        let hb = node.heartbeat(seq, &c);
                         if frame::write_frame(&mut send, &hb).await.is_err() || node.is_stopped() {
                             break;
                         }
                     }
-                })),
-            )
+                });
+                (None, Some(writer))
+            }
         };
         loop {
             match frame::read_frame(&mut recv).await {
@@ -532,7 +516,10 @@ impl Node {
                     // A peer that stopped reading our answers still tells us it is alive.
                     if let Some(send) = answer_to.as_mut() {
                         seq += 1;
-                        if frame::write_frame(send, &beat(seq)).await.is_err() {
+                        if frame::write_frame(send, &self.heartbeat(seq, &conn))
+                            .await
+                            .is_err()
+                        {
                             answer_to = None;
                         }
                     }
@@ -557,6 +544,14 @@ impl Node {
         if let Some(w) = writer {
             w.abort();
         }
+    }
+
+    fn heartbeat(&self, seq: u64, conn: &quinn::Connection) -> Msg {
+        Msg::Heartbeat(Heartbeat {
+            seq,
+            rtt_us: conn.rtt().as_micros() as u64,
+            load: self.serving_now(),
+        })
     }
 
     fn heard_load(&self, peer: PeerId, load: u32) {
