@@ -69,8 +69,13 @@ sox -n -r 8000 -b 8 -c 1 "$WORK/fresh.wav" synth 0.05 sine 440 2>/dev/null ||
   cp "$(ls "$WORK"/files/*.wav | head -1)" "$WORK/fresh.wav"
 t0=$(now)
 MEFF_DATA_DIR="$WORK/p2" "$MEFF" push fresh-track "$WORK/fresh.wav" >/dev/null
-for i in 0 1 2 3 4 5; do for _ in $(seq 1 400); do sees "p$i" fresh-track && break; sleep 0.02; done; done
-echo "a push at p2 seen by all 6 in $(since "$t0") s (includes polling 6 peers with ls)"
+echo "  (the push command itself returned after $(since "$t0") s)"
+seen=""
+for i in 0 1 2 3 4 5; do
+  for _ in $(seq 1 400); do sees "p$i" fresh-track && break; sleep 0.02; done
+  seen="$seen p$i $(since "$t0")"
+done
+echo "a push at p2 seen by all 6 in $(since "$t0") s (includes polling 6 peers with ls; by peer:$seen)"
 t0=$(now)
 MEFF_DATA_DIR="$WORK/p2" "$MEFF" remove fresh-track >/dev/null
 for i in 0 1 2 3 4 5; do for _ in $(seq 1 400); do sees "p$i" fresh-track || break; sleep 0.02; done; done

@@ -181,8 +181,6 @@ pub(crate) struct State {
     pub disk_full: bool,
     /// Blobs whose pull failed: (failures in a row, no retry before).
     pub pull_backoff: HashMap<Hash, (u32, Instant)>,
-    /// The word index of the catalog at a generation, rebuilt when the catalog changed.
-    pub library: Option<(u64, crate::store::library::LibraryIndex)>,
 }
 
 pub(crate) struct Inner {
@@ -343,17 +341,15 @@ impl Node {
         let held = blobs.list();
         let mut catalog = Catalog::new();
         let mut migrated = Vec::new();
-        for row in db.load_catalog_with(crate::store::old_catalog::decode_stored)? {
-            match row {
-                StoredRow::Current(e) => {
-                    catalog.apply(e);
-                }
-                StoredRow::Old(e) => {
-                    migrated.push(e.clone());
-                    catalog.apply(e);
-                }
+        db.each_catalog_row(crate::store::old_catalog::decode_stored, |row| match row {
+            StoredRow::Current(e) => {
+                catalog.apply(e);
             }
-        }
+            StoredRow::Old(e) => {
+                migrated.push(e.clone());
+                catalog.apply(e);
+            }
+        })?;
         let mut playlists = crate::store::playlists::Playlists::new();
         for item in db.load_playlists::<crate::store::playlists::PlaylistItem>()? {
             playlists.apply(item);
@@ -434,7 +430,6 @@ impl Node {
                     corrupt_dropped: HashSet::new(),
                     disk_full: false,
                     pull_backoff: HashMap::new(),
-                    library: None,
                 }),
                 shutdown: CancellationToken::new(),
                 created_network,

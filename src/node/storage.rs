@@ -148,34 +148,8 @@ impl Node {
     pub fn ls_filtered(&self, filter: &LsFilter) -> Vec<Listing> {
         let alive = self.alive_peers();
         let me = self.id();
-        let mut guard = self.state();
-        let st = &mut *guard;
-        let generation = st.catalog.generation();
-        let current = match &mut st.library {
-            Some((g, _)) if *g == generation => true,
-            Some((g, index)) => {
-                let catalog = &st.catalog;
-                let caught_up = catalog
-                    .shown_changes_since(*g)
-                    .is_some_and(|names| index.update(names.into_iter(), |n| catalog.get(n)));
-                *g = generation;
-                caught_up
-            }
-            None => false,
-        };
-        if !current {
-            let index = library::LibraryIndex::build(st.catalog.live());
-            st.library = Some((generation, index));
-        }
-        let st = &*guard;
-        let names: Vec<String> = match &st.library {
-            Some((_, index)) => index
-                .search(&filter.query)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-            None => Vec::new(),
-        };
+        let st = self.state();
+        let names = st.catalog.search(&filter.query);
         // The wanted artist and album are folded once, not once per track.
         let artist = filter.artist.as_deref().map(library::fold);
         let album = filter.album.as_deref().map(library::fold);

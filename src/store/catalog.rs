@@ -6,6 +6,7 @@
 //! and still end with identical catalogs. Removal writes a tombstone rather than deleting,
 //! otherwise a peer that missed the removal would resurrect the track on its next exchange.
 
+use super::library::LibraryIndex;
 use super::recon::{ItemHash, RangeFp, ReconSet};
 use super::track_tags::TrackTags;
 use crate::id::PeerId;
@@ -362,15 +363,12 @@ pub struct Catalog {
     hashes: HashMap<EntryKey, ItemHash>,
     /// Keys of the tombstones, so pruning looks at them only.
     tombstones: BTreeSet<EntryKey>,
-    /// Shown names that changed, with the generation they changed at (the latest
-    /// [`SHOWN_LOG`]): what lets an index catch up instead of being rebuilt.
-    shown_log: std::collections::VecDeque<(u64, String)>,
-    /// Changes at or before this generation are no longer in the log.
-    log_floor: u64,
+    /// The word index of the shown tracks, kept current change by change: rebuilt on a
+    /// user's `ls` it cost 0.8 s at 100,000 tracks, under the lock heartbeats need.
+    words: LibraryIndex,
+    /// Shown names changed by the merge in progress, for `words`.
+    reindex: Vec<String>,
 }
-
-/// Shown-name changes kept for indexes to catch up with.
-const SHOWN_LOG: usize = 8192;
 
 /// Two catalogs are equal when they hold the same entries, however they got there.
 impl PartialEq for Catalog {
@@ -445,26 +443,14 @@ impl Catalog {
         self.generation
     }
 
-    /// The shown names that changed after generation `since` (added, removed or showing
-    /// another entry), or None when that is too long ago to tell.
-    pub fn shown_changes_since(&self, since: u64) -> Option<BTreeSet<&str>> {
-        (since >= self.log_floor).then(|| {
-            self.shown_log
-                .iter()
-                .filter(|(g, _)| *g > since)
-                .map(|(_, n)| n.as_str())
-                .collect()
-        })
+    /// Names of the live tracks where every word of `query` starts a word of the name, title,
+    /// artist, album artist or album; every track for an empty query. In name order.
+    pub fn search(&self, query: &str) -> Vec<&str> {
+        self.words.search(query)
     }
 
     fn log_shown(&mut self, name: &str) {
-        if self.shown_log.len() >= SHOWN_LOG
-            && let Some((g, _)) = self.shown_log.pop_front()
-        {
-            self.log_floor = g;
-        }
-        self.shown_log
-            .push_back((self.generation, name.to_string()));
+        self.reindex.push(name.to_string());
     }
 
     /// Record that `peer` has stored the tombstone at `key`; true if that is news.
@@ -618,6 +604,13 @@ impl Catalog {
             let parent = parent.to_string();
             self.reshow_one(&parent);
         }
+        let changed = std::mem::take(&mut self.reindex);
+        let mut words = std::mem::take(&mut self.words);
+        // Only after many removals is a rebuild the better deal (amortized over them).
+        if !words.update(changed.iter().map(String::as_str), |n| self.get(n)) {
+            words = LibraryIndex::build(self.live());
+        }
+        self.words = words;
     }
 
     fn reshow_one(&mut self, name: &str) {
