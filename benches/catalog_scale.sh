@@ -15,7 +15,8 @@ cargo build --release --quiet
 MEFF="$PWD/target/release/meff"
 WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/meff-catalog.XXXXXX")"
 declare -A pid
-cleanup() { for p in "${pid[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null || true; [ -n "${MEFF_KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"; }
+# SIGKILL: a graceful leave would hand every copy off first, minutes at 100,000 tracks.
+cleanup() { for p in "${pid[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null || true; [ -n "${MEFF_KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"; }
 trap cleanup EXIT
 now() { date +%s.%N; }
 since() { awk "BEGIN{printf \"%.2f\", $(now) - $1}"; }

@@ -60,18 +60,13 @@ impl Node {
                     .copied()
                     .collect(),
             };
-            let known: std::collections::BTreeMap<Hash, BTreeSet<crate::id::PeerId>> = match &scope
-            {
-                None => st
-                    .holdings
-                    .all()
-                    .map(|(h, p)| (*h, p.iter().copied().collect()))
-                    .collect(),
+            let known: crate::store::repair::KnownHolders = match &scope {
+                None => st.holdings.all().map(|(h, p)| (*h, p.to_vec())).collect(),
                 Some(hashes) => hashes
                     .iter()
                     .filter_map(|h| {
                         let p = st.holdings.holders(h)?;
-                        Some((*h, p.iter().copied().collect()))
+                        Some((*h, p.to_vec()))
                     })
                     .collect(),
             };

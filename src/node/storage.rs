@@ -11,7 +11,7 @@ use crate::store::catalog::{CatalogEntry, Version, db_key, validate_entry};
 use crate::store::library;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tracing::warn;
@@ -106,15 +106,19 @@ impl Node {
 
     /// Who holds each blob, as far as we know (ourselves included): a copy of everything,
     /// for the rare passes that need it all (a full repair pass, a hand-off).
-    pub(crate) fn known_holders(&self) -> BTreeMap<Hash, BTreeSet<PeerId>> {
+    pub(crate) fn known_holders(&self) -> crate::store::repair::KnownHolders {
         let st = self.state();
-        let mut out: BTreeMap<Hash, BTreeSet<PeerId>> = st
+        let mut out: crate::store::repair::KnownHolders = st
             .holdings
             .all()
-            .map(|(h, peers)| (*h, peers.iter().copied().collect()))
+            .map(|(h, peers)| (*h, peers.to_vec()))
             .collect();
+        let me = self.id();
         for h in &st.held {
-            out.entry(*h).or_default().insert(self.id());
+            let peers = out.entry(*h).or_default();
+            if let Err(at) = peers.binary_search(&me) {
+                peers.insert(at, me);
+            }
         }
         out
     }
