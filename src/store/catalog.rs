@@ -451,6 +451,10 @@ impl Catalog {
     /// Names of the live tracks where every word of `query` starts a word of the name, title,
     /// artist, album artist or album; every track for an empty query. In name order.
     pub fn search(&self, query: &str) -> Vec<&str> {
+        // Everything is the shown names, already in order: no sort of 100,000 names.
+        if query.trim().is_empty() {
+            return self.shown.keys().map(String::as_str).collect();
+        }
         self.words.search(query)
     }
 

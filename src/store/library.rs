@@ -329,7 +329,7 @@ mod tests {
                             e
                         });
                         let fresh = LibraryIndex::build(cat.live());
-                        for q in ["", "cafe", "del", "a", "sunrise tide", "artist"] {
+                        for q in ["", "  ", "-", "cafe", "del", "a", "sunrise tide", "artist"] {
                             prop_assert_eq!(cat.search(q), fresh.search(q), "query {:?}", q);
                         }
                     }
