@@ -458,7 +458,7 @@ impl Catalog {
         self.words.search(query)
     }
 
-    fn log_shown(&mut self, name: &str) {
+    fn mark_for_reindex(&mut self, name: &str) {
         self.reindex.push(name.to_string());
     }
 
@@ -632,7 +632,7 @@ impl Catalog {
             };
             if self.shown.get(&was) == Some(k) {
                 self.shown.remove(&was);
-                self.log_shown(&was);
+                self.mark_for_reindex(&was);
             }
         }
         let live: Vec<&EntryKey> = keys
@@ -648,7 +648,7 @@ impl Catalog {
                 copy.name = shown.clone();
                 self.renamed.insert(key.clone(), copy);
             }
-            self.log_shown(&shown);
+            self.mark_for_reindex(&shown);
             self.shown.insert(shown, key.clone());
         }
     }
