@@ -125,7 +125,7 @@ mod seeds {
         };
         put("ticket", 0, t.encode().as_bytes());
         put("ticket", 1, t.encode().to_ascii_uppercase().as_bytes());
-        use crate::store::catalog::{CHUNK_SIZE, CatalogEntry, Timestamp, Version, chunk_hashes};
+        use crate::store::catalog::{CatalogEntry, Timestamp, Version};
         let data = vec![7u8; 100_000];
         let e = CatalogEntry {
             name: "song".into(),
@@ -135,9 +135,6 @@ mod seeds {
             sample_rate: 44100,
             channels: 2,
             duration_s: 1.5,
-            chunk_size: CHUNK_SIZE,
-            chunk_hashes: chunk_hashes(&data, CHUNK_SIZE),
-            head_hashes: Vec::new(),
             version: Version {
                 ts: Timestamp::new(1_700_000_000_000, 0),
                 peer: PeerId([8; 32]),

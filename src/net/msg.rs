@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 /// heartbeats carry the sender's load, and `LoadAsk` asks for it.
 /// 6: indirect probes (`ProbeAsk`, `ProbeSeen`): a silent peer's friends are asked whether
 /// they hear it before it is declared dead.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// The one line both sides of a version mismatch print: both versions, and who must upgrade.
 pub fn version_mismatch(who: &str, theirs: u16) -> String {
@@ -88,7 +88,9 @@ pub enum Msg {
         seq: u64,
         held: Vec<[u8; 32]>,
     },
-    /// Opens a data stream: send the blob from `offset`; the answer is `FetchOk` then raw bytes.
+    /// Opens a data stream: send the blob from `offset` (a 16 KiB piece start); the answer is
+    /// `FetchOk`, then the range's encoding as raw bytes: each piece after the hash pairs
+    /// (from the holder's outboard) that check it against the blob's address.
     Fetch {
         hash: [u8; 32],
         offset: u64,

@@ -6,9 +6,7 @@
 
 use super::Node;
 use crate::audio::{self, FileTags, TrackInfo};
-use crate::store::catalog::{
-    CHUNK_SIZE, ChunkHasher, FileDigest, MAX_NAME_BYTES, is_invisible_format,
-};
+use crate::store::catalog::{FileDigest, FileHasher, MAX_NAME_BYTES, is_invisible_format};
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -49,7 +47,7 @@ pub async fn prepare_file(file: &Path) -> Result<PreparedFile> {
     let path = file.to_path_buf();
     let modified = meta.modified().ok();
     tokio::task::spawn_blocking(move || -> Result<PreparedFile> {
-        let mut hasher = ChunkHasher::new(CHUNK_SIZE);
+        let mut hasher = FileHasher::default();
         let info = audio::scan_file(&path, |b| hasher.update(b))?;
         let tags = audio::read_file_tags(&path);
         Ok(PreparedFile {

@@ -2,6 +2,7 @@
 //! database and (later) the blob store; shell, control socket and tests all drive it through
 //! its methods.
 
+mod blob_range;
 mod catalog_sync;
 mod conn;
 mod control_queue;
@@ -454,6 +455,7 @@ impl Node {
         node.spawn_accept_loop();
         node.spawn_maintenance();
         node.spawn_scrub();
+        node.spawn_outboard_migration();
 
         if let Some(join) = node.inner.cfg.join.clone() {
             let (addrs, expected) = match join {

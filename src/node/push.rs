@@ -9,8 +9,7 @@ use crate::mesh::placement;
 use crate::net::frame;
 use crate::net::msg::Msg;
 use crate::store::catalog::{
-    CHUNK_SIZE, CatalogEntry, CoverRef, EntryKey, MAX_COVER_BYTES, Version, validate_entry,
-    validate_name,
+    CatalogEntry, CoverRef, EntryKey, MAX_COVER_BYTES, Version, validate_entry, validate_name,
 };
 use anyhow::{Result, anyhow, bail};
 use std::collections::BTreeSet;
@@ -121,9 +120,6 @@ impl Node {
             sample_rate: info.sample_rate,
             channels: info.channels,
             duration_s: info.duration_s,
-            chunk_size: CHUNK_SIZE,
-            chunk_hashes: digest.chunk_hashes,
-            head_hashes: digest.head_hashes,
             version: provisional,
             lineage: replaced.as_ref().map_or(provisional, |k| k.1),
             tombstone: false,
@@ -274,12 +270,12 @@ impl Node {
     }
 
     async fn store_local(&self, entry: &CatalogEntry, source: BlobSource<'_>) -> Result<()> {
-        let hash = entry.hash;
+        let (hash, size) = (entry.hash, entry.size);
         if !self.inner.blobs.has(&hash) {
             let node = self.clone();
             let source = source.owned();
             tokio::task::spawn_blocking(move || -> Result<()> {
-                let mut w = node.inner.blobs.begin(&hash)?;
+                let mut w = node.inner.blobs.begin(&hash, size)?;
                 match source {
                     OwnedSource::File(path) => {
                         // The writer's commit checks the bytes against `hash`: a file

@@ -1,11 +1,12 @@
 //! A track's bytes from the mesh for the decoder: read in order as a stream, and from any
-//! offset when a seek asks (a new verified fetch from the chunk that holds it; nothing
+//! offset when a seek asks (a new verified fetch from the piece that holds it; nothing
 //! before it is fetched). Nothing is written to disk.
 
 use super::Node;
 use crate::audio::{PlaybackControl, TrackBytes};
 use crate::id::PeerId;
 use crate::store::catalog::CatalogEntry;
+use crate::store::outboard::piece_start;
 use std::collections::VecDeque;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,7 @@ pub(crate) const READ_AHEAD_CHUNKS: usize = 16;
 const KEPT_CHUNKS: usize = 4;
 
 /// A forward gap this short is read through rather than fetched anew.
-const READ_THROUGH_CHUNKS: u64 = 2;
+const READ_THROUGH: u64 = 128 * 1024;
 
 /// Where a fetch task leaves why it failed for good.
 pub(crate) type FailureSlot = Arc<Mutex<Option<String>>>;
@@ -54,15 +55,14 @@ impl Drop for ChunkStream {
 }
 
 impl Fetcher {
-    /// Fetches `entry` from the chunk that holds `from` on; a failure lands in `failure`.
+    /// Fetches `entry` from the piece that holds `from` on; a failure lands in `failure`.
     pub(crate) fn start(
         &self,
         entry: &CatalogEntry,
         from: u64,
         failure: FailureSlot,
     ) -> ChunkStream {
-        let chunk = u64::from(entry.chunk_size).max(1);
-        let next = from.min(entry.size) / chunk * chunk;
+        let next = piece_start(from.min(entry.size));
         let (tx, rx) = mpsc::channel(READ_AHEAD_CHUNKS);
         let node = self.node.clone();
         let e = entry.clone();
@@ -133,10 +133,6 @@ impl RangeReader {
         }
     }
 
-    fn chunk(&self) -> u64 {
-        u64::from(self.entry.chunk_size).max(1)
-    }
-
     /// The next chunk of the running stream; None at its end.
     fn receive(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         loop {
@@ -189,10 +185,9 @@ impl Read for RangeReader {
                 self.pos += n as u64;
                 return Ok(n);
             }
-            let want = pos / self.chunk() * self.chunk();
+            let want = piece_start(pos);
             let next = self.stream.as_ref().map(|s| s.next);
-            let reads_through =
-                next.is_some_and(|n| pos >= n && pos - n <= READ_THROUGH_CHUNKS * self.chunk());
+            let reads_through = next.is_some_and(|n| pos >= n && pos - n <= READ_THROUGH);
             if !reads_through {
                 if let Some(old) = self.stream.take() {
                     old.abort();

@@ -238,7 +238,9 @@ impl Node {
 
     /// Fetch a blob from its holders into our blob store.
     pub(crate) async fn pull_blob(&self, entry: &CatalogEntry) -> anyhow::Result<()> {
-        let mut w = crate::store::blob_sink::BlobSink::new(self.inner.blobs.begin(&entry.hash)?);
+        let mut w = crate::store::blob_sink::BlobSink::new(
+            self.inner.blobs.begin(&entry.hash, entry.size)?,
+        );
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
         let node = self.clone();
         let e = entry.clone();

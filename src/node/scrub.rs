@@ -1,9 +1,12 @@
 //! The scrub: a slow background pass that re-reads every stored blob and checks it against
 //! its hash, so a copy that rotted on disk is found (and dropped, so repair copies a good one
-//! here again) before anyone needs it, not when a friend's stream hits it.
+//! here again) before anyone needs it, not when a friend's stream hits it. It rebuilds the
+//! blob's outboard on the way and puts back one that is missing (a data dir of an older
+//! release) or rotten.
 
 use super::Node;
 use crate::store::blobs::Hash;
+use crate::store::outboard::OutboardBuilder;
 use std::io::Read;
 use std::time::Duration;
 
@@ -44,9 +47,19 @@ impl Node {
                 let started = tokio::time::Instant::now();
                 let path = node.inner.blobs.path(&hash);
                 let stop = node.inner.shutdown.clone();
-                let verdict =
-                    tokio::task::spawn_blocking(move || check_paced(&path, &hash, &stop)).await;
-                if let Ok(Some(false)) = verdict
+                let n = node.clone();
+                let verdict = tokio::task::spawn_blocking(move || {
+                    let verdict = check_paced(&path, &hash, &stop);
+                    if let Some(Ok((size, outboard))) = &verdict
+                        && n.inner.blobs.read_outboard(&hash, *size).as_ref() != Some(outboard)
+                        && n.inner.blobs.put_outboard(&hash, outboard).is_ok()
+                    {
+                        tracing::info!("outboard of {} rebuilt", n.blob_label(&hash));
+                    }
+                    verdict
+                })
+                .await;
+                if let Ok(Some(Err(()))) = verdict
                     && node.state().held.contains(&hash)
                 {
                     node.drop_corrupt_blob(&hash);
@@ -60,18 +73,57 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Builds the outboards a data dir of an older release lacks, one blob at a time in the
+    /// background; a blob asked for before its turn gets its outboard then.
+    pub(crate) fn spawn_outboard_migration(&self) {
+        let node = self.clone();
+        self.spawn_task(async move {
+            let held: Vec<Hash> = node.state().held.iter().copied().collect();
+            let mut built = 0usize;
+            for hash in held {
+                if node.inner.shutdown.is_cancelled() {
+                    return;
+                }
+                let n = node.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    let size = std::fs::metadata(n.inner.blobs.path(&hash)).ok()?.len();
+                    if n.inner.blobs.read_outboard(&hash, size).is_some() {
+                        return Some(false);
+                    }
+                    Some(n.inner.blobs.build_outboard(&hash).is_ok())
+                })
+                .await;
+                match r {
+                    Ok(Some(true)) => built += 1,
+                    // A blob that does not match its hash: the scrub or a reader drops it.
+                    Ok(Some(false)) | Ok(None) => {}
+                    Err(_) => return,
+                }
+            }
+            if built > 0 {
+                tracing::info!("outboards built for {built} blobs stored by an older release");
+            }
+        });
+    }
+}
+
+/// What a scrub found in a blob that could be read: its size and outboard when it matches its
+/// hash, else `Err`.
+type Verdict = Result<(u64, Vec<u8>), ()>;
+
 /// Reads the blob at `SCRUB_RATE` and tells whether it matches `hash` (None: could not
 /// tell — gone meanwhile, or the peer is stopping).
 fn check_paced(
     path: &std::path::Path,
     hash: &Hash,
     stop: &tokio_util::sync::CancellationToken,
-) -> Option<bool> {
+) -> Option<Verdict> {
     let mut f = std::fs::File::open(path).ok()?;
-    let mut hasher = blake3::Hasher::new();
     // Sized to the blob: zeroing a 1 MiB buffer for each of 50 tiny blobs a second was
     // most of an idle peer's CPU.
     let len = f.metadata().ok()?.len();
+    let mut hasher = OutboardBuilder::new(len);
     let mut buf = vec![0u8; (len as usize).clamp(1, PIECE)];
     let per_piece = Duration::from_secs_f64(PIECE as f64 / SCRUB_RATE as f64);
     loop {
@@ -88,7 +140,10 @@ fn check_paced(
             std::thread::sleep(rest.mul_f64(n as f64 / PIECE as f64));
         }
     }
-    Some(hasher.finalize().as_bytes() == hash)
+    Some(match hasher.finish() {
+        Some((root, outboard)) if root == *hash => Ok((len, outboard)),
+        _ => Err(()),
+    })
 }
 
 #[cfg(test)]
@@ -102,9 +157,13 @@ mod tests {
         std::fs::write(&p, b"good bytes").unwrap();
         let h = *blake3::hash(b"good bytes").as_bytes();
         let stop = tokio_util::sync::CancellationToken::new();
-        assert_eq!(check_paced(&p, &h, &stop), Some(true));
+        assert_eq!(check_paced(&p, &h, &stop), Some(Ok((10, Vec::new()))));
         std::fs::write(&p, b"good bytez").unwrap();
-        assert_eq!(check_paced(&p, &h, &stop), Some(false));
+        assert_eq!(check_paced(&p, &h, &stop), Some(Err(())));
+        let big: Vec<u8> = (0..70_000u32).map(|i| (i % 249) as u8).collect();
+        std::fs::write(&p, &big).unwrap();
+        let (h, outboard) = crate::store::outboard::outboard_of(&big);
+        assert_eq!(check_paced(&p, &h, &stop), Some(Ok((70_000, outboard))));
         std::fs::remove_file(&p).unwrap();
         assert_eq!(check_paced(&p, &h, &stop), None);
     }

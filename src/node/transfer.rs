@@ -2,11 +2,13 @@
 //! File bytes travel as raw stream data after one request frame, never inside frames.
 
 use super::Node;
+use super::blob_range::LocalError;
 use crate::id::PeerId;
 use crate::net::frame;
 use crate::net::msg::Msg;
 use crate::store::blob_sink::BlobSink;
-use crate::store::catalog::{CatalogEntry, ChunkHasher, validate_blob_entry};
+use crate::store::catalog::{CatalogEntry, validate_blob_entry};
+use crate::store::outboard::PIECE_BYTES;
 use anyhow::{Result, anyhow, bail};
 use std::path::Path;
 use std::time::Duration;
@@ -30,6 +32,10 @@ async fn with_idle<T, E: std::fmt::Display>(
     }
 }
 const IO_BUF: usize = 256 * 1024;
+/// Bytes of encoding gathered before a write to the stream.
+const SEND_BATCH: usize = 256 * 1024;
+/// Bytes sent piece by piece at the start of a fetch.
+const FIRST_PIECES_UNBATCHED: u64 = 64 * 1024;
 
 impl Node {
     /// A request opening a data stream. Errors go back to the requester as `Failed`; a
@@ -86,12 +92,18 @@ impl Node {
         }
     }
 
+    /// Sends our copy's range encoding from `offset` (a piece start) to the end: each piece
+    /// after the hash pairs that check it, every byte checked against the blob's address as
+    /// it leaves the disk, so a rotten copy never feeds bad bytes to others.
     async fn serve_fetch(
         &self,
         hash: [u8; 32],
         offset: u64,
         send: &mut quinn::SendStream,
     ) -> Result<()> {
+        if !offset.is_multiple_of(PIECE_BYTES) {
+            bail!("offset {offset} is not at a piece boundary");
+        }
         let _slot = self
             .inner
             .upload_slots
@@ -99,68 +111,79 @@ impl Node {
             .await
             .map_err(|_| anyhow!("shutting down"))?;
         let _serving = super::source_choice::Serving::start(&self.inner.serving);
-        let path = self.inner.blobs.path(&hash);
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
+        let (mut range, size) = match self.open_range(&hash, offset).await {
+            Ok(r) => r,
             Err(_) if self.state().corrupt_dropped.contains(&hash) => {
                 bail!("{}", super::fetch::REASON_CORRUPT)
             }
-            Err(_) => bail!("blob not held here"),
+            Err(LocalError::Corrupt(why)) => {
+                self.serving_corrupt(&hash, &why, send);
+                bail!("corrupt blob");
+            }
+            Err(LocalError::Io(_)) => bail!("blob not held here"),
         };
-        let size = file.metadata().await?.len();
         if offset > size {
             bail!("offset {offset} past the end ({size})");
         }
-        let entry = self.state().catalog.entry_with_hash(&hash).cloned();
         frame::write_frame(send, &Msg::FetchOk { size }).await?;
-        use tokio::io::AsyncSeekExt;
-        file.seek(std::io::SeekFrom::Start(offset)).await?;
-        // Verify what we serve when the read is chunk-aligned: a rotten disk must not feed
-        // bad bytes to others (they would catch it, but only after the transfer).
-        let chunk = entry
-            .as_ref()
-            .map(|e| e.chunk_size as usize)
-            .unwrap_or(IO_BUF);
-        let mut index = offset as usize / chunk.max(1);
-        let aligned = entry.is_some() && offset.is_multiple_of(chunk as u64);
-        let mut buf = vec![0u8; chunk];
-        let mut pos = offset;
-        while pos < size {
-            let want = ((size - pos) as usize).min(chunk);
-            file.read_exact(&mut buf[..want]).await?;
-            if aligned
-                && let Some(e) = &entry
-                && !crate::store::catalog::verify_chunk(e, index, &buf[..want])
-            {
-                warn!(
-                    "our copy of {} does not match chunk {index}",
-                    self.blob_label(&hash)
-                );
-                self.drop_blob_if_corrupt(&hash);
-                let _ = send.reset(super::fetch::RESET_CORRUPT.into());
-                bail!("corrupt blob");
-            }
-            // Unpaced, the chunk goes out in one write; paced, in small steady pieces.
-            let piece_len = if self.inner.upload_pacer.is_some() {
-                PACE_PIECE
-            } else {
-                want.max(1)
-            };
-            for piece in buf[..want].chunks(piece_len) {
-                if let Some(p) = &self.inner.upload_pacer {
-                    p.take(piece.len()).await;
+        let mut out: Vec<u8> = Vec::with_capacity(SEND_BATCH + PIECE_BYTES as usize);
+        let mut sent = 0u64;
+        loop {
+            let item = match range.next_into(&mut out).await {
+                Ok(item) => item,
+                Err(LocalError::Corrupt(why)) => {
+                    self.serving_corrupt(&hash, &why, send);
+                    bail!("corrupt blob");
                 }
-                if let Err(e) = with_idle(send.write_all(piece)).await {
+                Err(LocalError::Io(e)) => {
                     let _ = send.reset(2u32.into());
-                    return Err(e);
+                    bail!("{e}");
                 }
+            };
+            // The first pieces go out one by one (a stream on a thin uplink starts after
+            // one); then in batches, fewer writes per byte.
+            let batch = if sent < FIRST_PIECES_UNBATCHED {
+                1
+            } else {
+                SEND_BATCH
+            };
+            if out.len() >= batch || (item.is_none() && !out.is_empty()) {
+                self.send_paced(send, &out).await?;
+                sent += out.len() as u64;
+                out.clear();
             }
-            pos += want as u64;
-            index += 1;
+            if item.is_none() {
+                break;
+            }
         }
         send.finish()?;
         // Wait for the reader to take everything before the slot frees up.
         let _ = tokio::time::timeout(Duration::from_secs(30), send.stopped()).await;
+        Ok(())
+    }
+
+    fn serving_corrupt(&self, hash: &[u8; 32], why: &str, send: &mut quinn::SendStream) {
+        warn!("our copy of {} is corrupt: {why}", self.blob_label(hash));
+        self.drop_blob_if_corrupt(hash);
+        let _ = send.reset(super::fetch::RESET_CORRUPT.into());
+    }
+
+    /// Unpaced, the bytes go out in one write; paced, in small steady pieces.
+    async fn send_paced(&self, send: &mut quinn::SendStream, bytes: &[u8]) -> Result<()> {
+        let piece_len = if self.inner.upload_pacer.is_some() {
+            PACE_PIECE
+        } else {
+            bytes.len().max(1)
+        };
+        for piece in bytes.chunks(piece_len) {
+            if let Some(p) = &self.inner.upload_pacer {
+                p.take(piece.len()).await;
+            }
+            if let Err(e) = with_idle(send.write_all(piece)).await {
+                let _ = send.reset(2u32.into());
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
@@ -200,7 +223,7 @@ impl Node {
             local_err = Some("disk full".to_string());
             None
         } else {
-            match self.inner.blobs.begin(&entry.hash) {
+            match self.inner.blobs.begin(&entry.hash, entry.size) {
                 Ok(w) => Some(BlobSink::new(w)),
                 Err(e) => {
                     local_err = Some(format!("{e:#}"));
@@ -208,10 +231,9 @@ impl Node {
                 }
             }
         };
+        // The writer builds the outboard from these bytes and checks its root, the blob's
+        // address, before the blob is stored; each holder down the chain checks its own.
         let mut remaining = entry.size;
-        // The whole-file hash only says the bytes are not what was announced; the chunk hashes
-        // must match too, or every later chunk check would wrongly condemn a good copy.
-        let mut chunks = ChunkHasher::new(entry.chunk_size);
         while remaining > 0 {
             let want = (remaining as usize).min(IO_BUF);
             let piece = match tokio::time::timeout(IDLE, recv.read_chunk(want, true)).await {
@@ -222,7 +244,6 @@ impl Node {
                 Err(_) => bail!("upload stalled for {IDLE:?}"),
             };
             let n = piece.len();
-            chunks.update(&piece);
             if let Some((next, (s, _))) = downstream.as_mut()
                 && let Err(e) = with_idle(s.write_all(&piece)).await
             {
@@ -243,9 +264,6 @@ impl Node {
                 writer = None;
             }
             remaining -= n as u64;
-        }
-        if chunks.finish().chunk_hashes != entry.chunk_hashes {
-            bail!("the upload does not match its chunk hashes");
         }
         if let Some(w) = writer {
             if let Err(e) = w.commit().await {

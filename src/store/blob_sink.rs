@@ -82,7 +82,7 @@ mod tests {
         let store = BlobStore::open(dir.path()).unwrap();
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let h = *blake3::hash(&data).as_bytes();
-        let mut sink = BlobSink::new(store.begin(&h).unwrap());
+        let mut sink = BlobSink::new(store.begin(&h, data.len() as u64).unwrap());
         for piece in data.chunks(65_536) {
             sink.write(Bytes::copy_from_slice(piece)).await.unwrap();
         }
@@ -90,10 +90,10 @@ mod tests {
         assert_eq!(std::fs::read(store.path(&h)).unwrap(), data);
 
         let other = [7u8; 32];
-        let mut sink = BlobSink::new(store.begin(&other).unwrap());
+        let mut sink = BlobSink::new(store.begin(&other, 3).unwrap());
         sink.write(Bytes::from_static(b"abc")).await.unwrap();
         assert!(sink.commit().await.is_err(), "wrong content committed");
-        let mut sink = BlobSink::new(store.begin(&other).unwrap());
+        let mut sink = BlobSink::new(store.begin(&other, 3).unwrap());
         sink.write(Bytes::from_static(b"abc")).await.unwrap();
         drop(sink);
         // The abandoned writer's thread removes its temp file.

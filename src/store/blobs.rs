@@ -1,8 +1,11 @@
 //! Content-addressed blob files. A blob is written under a temp name, fsynced, checked against
 //! its hash and only then renamed to its hash: a crash never leaves a half blob under a real
-//! name.
+//! name. Beside each blob of more than one piece lies its outboard (`outboards/HASH`), built in
+//! the same pass and stored first, so a blob under its name always has one (a data dir of an
+//! older release has none: they are built when first needed).
 
 use super::fsutil::sync_dir;
+use super::outboard::{OutboardBuilder, outboard_len};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -27,6 +30,7 @@ fn parse_hex(s: &str) -> Option<Hash> {
 pub struct BlobStore {
     dir: PathBuf,
     tmp: PathBuf,
+    outboards: PathBuf,
     /// Bytes of all stored blobs: counted once at open, then kept as blobs come and go, so
     /// `status` never scans the directory.
     bytes: Arc<AtomicU64>,
@@ -36,8 +40,10 @@ impl BlobStore {
     /// Opens the store; leftovers of interrupted writes are removed.
     pub fn open(dir: &Path) -> Result<Self> {
         let tmp = dir.join("tmp");
-        std::fs::create_dir_all(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let outboards = dir.join("outboards");
+        for d in [&tmp, &outboards] {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        }
         if let Ok(rd) = std::fs::read_dir(&tmp) {
             for e in rd.flatten() {
                 let _ = std::fs::remove_file(e.path());
@@ -46,6 +52,7 @@ impl BlobStore {
         let mut store = BlobStore {
             dir: dir.to_path_buf(),
             tmp,
+            outboards,
             bytes: Arc::new(AtomicU64::new(0)),
         };
         let total = store.scan_bytes();
@@ -55,6 +62,64 @@ impl BlobStore {
 
     pub fn path(&self, h: &Hash) -> PathBuf {
         self.dir.join(hex(h))
+    }
+
+    pub fn outboard_path(&self, h: &Hash) -> PathBuf {
+        self.outboards.join(hex(h))
+    }
+
+    /// The stored outboard of a blob of `size` bytes; None when there is none of the right
+    /// length yet (a blob stored by an older release), so it must be built.
+    pub fn read_outboard(&self, h: &Hash, size: u64) -> Option<Vec<u8>> {
+        let want = outboard_len(size);
+        if want == 0 {
+            return Some(Vec::new());
+        }
+        std::fs::read(self.outboard_path(h))
+            .ok()
+            .filter(|o| o.len() as u64 == want)
+    }
+
+    /// Builds and stores the outboard of a held blob by reading it whole (blocking). Err when
+    /// the blob is not its hash's content: a rotten copy.
+    pub fn build_outboard(&self, h: &Hash) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(self.path(h)).context("blob not held")?;
+        let size = f.metadata()?.len();
+        let mut builder = OutboardBuilder::new(size);
+        let mut buf = vec![0u8; (size as usize).clamp(1, 1 << 20)];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            builder.update(&buf[..n]);
+        }
+        let Some((root, outboard)) = builder.finish() else {
+            bail!("blob changed while it was read");
+        };
+        if root != *h {
+            bail!("content does not match its hash");
+        }
+        self.put_outboard(h, &outboard)?;
+        Ok(outboard)
+    }
+
+    /// Writes an outboard under a temp name, fsyncs and renames it into place.
+    pub fn put_outboard(&self, h: &Hash, outboard: &[u8]) -> Result<()> {
+        if outboard.is_empty() {
+            return Ok(());
+        }
+        let tmp = self
+            .tmp
+            .join(format!("{}.obao.{}", hex(h), rand::random::<u64>()));
+        if let Err(e) = write_synced(&tmp, outboard) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e).context("cannot write outboard");
+        }
+        std::fs::create_dir_all(&self.outboards).context("cannot create the outboard folder")?;
+        std::fs::rename(&tmp, self.outboard_path(h)).context("cannot store outboard")?;
+        Ok(())
     }
 
     pub fn has(&self, h: &Hash) -> bool {
@@ -90,9 +155,11 @@ impl BlobStore {
             self.bytes
                 .fetch_sub(len.min(self.total_bytes()), Ordering::Relaxed);
         }
+        let _ = std::fs::remove_file(self.outboard_path(h));
     }
 
-    pub fn begin(&self, h: &Hash) -> Result<BlobWriter> {
+    /// Starts writing the blob `h` of `size` bytes.
+    pub fn begin(&self, h: &Hash, size: u64) -> Result<BlobWriter> {
         let tmp = self
             .tmp
             .join(format!("{}.{}", hex(h), rand::random::<u64>()));
@@ -101,7 +168,11 @@ impl BlobStore {
             file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
             tmp,
             target: self.path(h),
-            hasher: blake3::Hasher::new(),
+            outboard_tmp: self
+                .tmp
+                .join(format!("{}.obao.{}", hex(h), rand::random::<u64>())),
+            outboard_target: self.outboard_path(h),
+            builder: OutboardBuilder::new(size),
             expected: *h,
             committed: false,
             written: 0,
@@ -115,7 +186,9 @@ pub struct BlobWriter {
     file: Option<std::io::BufWriter<std::fs::File>>,
     tmp: PathBuf,
     target: PathBuf,
-    hasher: blake3::Hasher,
+    outboard_tmp: PathBuf,
+    outboard_target: PathBuf,
+    builder: OutboardBuilder,
     expected: Hash,
     committed: bool,
     written: u64,
@@ -124,7 +197,7 @@ pub struct BlobWriter {
 
 impl BlobWriter {
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.hasher.update(data);
+        self.builder.update(data);
         self.written += data.len() as u64;
         match self.file.as_mut() {
             Some(f) => f.write_all(data).context("cannot write blob"),
@@ -136,7 +209,11 @@ impl BlobWriter {
         let Some(f) = self.file.take() else {
             bail!("blob writer already closed")
         };
-        if *self.hasher.finalize().as_bytes() != self.expected {
+        let builder = std::mem::replace(&mut self.builder, OutboardBuilder::new(0));
+        let Some((root, outboard)) = builder.finish() else {
+            bail!("content is not the announced size");
+        };
+        if root != self.expected {
             bail!("content does not match its hash");
         }
         let f = f
@@ -144,6 +221,15 @@ impl BlobWriter {
             .map_err(|e| e.into_error())
             .context("cannot write blob")?;
         f.sync_all().context("cannot sync blob")?;
+        // The outboard goes in before the blob's rename: a blob under its name always has it.
+        if !outboard.is_empty() {
+            write_synced(&self.outboard_tmp, &outboard).context("cannot write outboard")?;
+            if let Some(dir) = self.outboard_target.parent() {
+                std::fs::create_dir_all(dir).context("cannot create the outboard folder")?;
+            }
+            std::fs::rename(&self.outboard_tmp, &self.outboard_target)
+                .context("cannot store outboard")?;
+        }
         let replaces = self.target.exists();
         std::fs::rename(&self.tmp, &self.target).context("cannot store blob")?;
         self.committed = true;
@@ -161,7 +247,14 @@ impl Drop for BlobWriter {
             self.file.take();
             let _ = std::fs::remove_file(&self.tmp);
         }
+        let _ = std::fs::remove_file(&self.outboard_tmp);
     }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = super::fsutil::create_new_private(path).map_err(std::io::Error::other)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 #[cfg(test)]
@@ -174,7 +267,7 @@ mod tests {
         let store = BlobStore::open(dir.path()).unwrap();
         let data = b"some audio bytes";
         let h = *blake3::hash(data).as_bytes();
-        let mut w = store.begin(&h).unwrap();
+        let mut w = store.begin(&h, data.len() as u64).unwrap();
         w.write(data).unwrap();
         w.commit().unwrap();
         assert!(store.has(&h));
@@ -185,12 +278,12 @@ mod tests {
         assert_eq!(std::fs::read(store.path(&h)).unwrap(), data);
 
         // The same blob stored twice still counts once.
-        let mut w = store.begin(&h).unwrap();
+        let mut w = store.begin(&h, data.len() as u64).unwrap();
         w.write(data).unwrap();
         w.commit().unwrap();
         assert_eq!(store.total_bytes(), data.len() as u64);
         let other = [9u8; 32];
-        let mut w = store.begin(&other).unwrap();
+        let mut w = store.begin(&other, data.len() as u64).unwrap();
         w.write(data).unwrap();
         assert!(w.commit().is_err());
         assert!(!store.has(&other));
@@ -199,11 +292,51 @@ mod tests {
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
         );
-        let w = store.begin(&other).unwrap();
+        let w = store.begin(&other, data.len() as u64).unwrap();
         drop(w);
         assert_eq!(store.total_bytes(), data.len() as u64);
         store.remove(&h);
         assert_eq!(store.total_bytes(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_blob_of_several_pieces_is_stored_with_its_outboard() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        let (h, outboard) = crate::store::outboard::outboard_of(&data);
+        let mut w = store.begin(&h, data.len() as u64).unwrap();
+        for piece in data.chunks(7_000) {
+            w.write(piece).unwrap();
+        }
+        w.commit().unwrap();
+        assert_eq!(
+            store.read_outboard(&h, data.len() as u64),
+            Some(outboard.clone())
+        );
+        assert_eq!(store.list().len(), 1, "outboards are not blobs");
+        assert_eq!(store.total_bytes(), data.len() as u64);
+
+        // An older release's blob has none until it is built; a rotten one cannot get one.
+        std::fs::remove_file(store.outboard_path(&h)).unwrap();
+        assert_eq!(store.read_outboard(&h, data.len() as u64), None);
+        assert_eq!(store.build_outboard(&h).unwrap(), outboard);
+        assert_eq!(store.read_outboard(&h, data.len() as u64), Some(outboard));
+        let mut rotten = data.clone();
+        rotten[50_000] ^= 1;
+        std::fs::write(store.path(&h), &rotten).unwrap();
+        assert!(store.build_outboard(&h).is_err());
+
+        // A short upload is refused, whatever its hash.
+        let mut w = store.begin(&h, data.len() as u64).unwrap();
+        w.write(&data[..99_999]).unwrap();
+        assert!(w.commit().is_err());
+        store.remove(&h);
+        assert!(!store.outboard_path(&h).exists());
         assert_eq!(
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0

@@ -13,7 +13,6 @@ use crate::id::PeerId;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::ops::Range;
 
 /// A hybrid logical clock reading: 48 bits of Unix milliseconds, then a 16-bit counter.
 ///
@@ -100,7 +99,7 @@ pub struct Version {
     pub peer: PeerId,
 }
 
-/// An embedded cover picture, stored as a blob of its own: one piece, checked by its BLAKE3.
+/// An embedded cover picture, stored as a blob of its own and checked like any blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CoverRef {
     pub hash: [u8; 32],
@@ -111,8 +110,7 @@ pub struct CoverRef {
 pub const MAX_COVER_BYTES: u32 = 4 << 20;
 
 impl CoverRef {
-    /// The cover as a blob to store or fetch: one piece the size of the picture, so its
-    /// BLAKE3 (the cover's address) is the one piece hash a fetch checks.
+    /// The cover as a blob to store or fetch.
     pub fn as_blob_entry(&self) -> CatalogEntry {
         let version = Version {
             ts: Timestamp(0),
@@ -126,9 +124,6 @@ impl CoverRef {
             sample_rate: 0,
             channels: 0,
             duration_s: 0.0,
-            chunk_size: self.size.max(1),
-            chunk_hashes: vec![self.hash],
-            head_hashes: Vec::new(),
             version,
             lineage: version,
             tombstone: false,
@@ -157,13 +152,6 @@ pub struct CatalogEntry {
     pub sample_rate: u32,
     pub channels: u16,
     pub duration_s: f64,
-    pub chunk_size: u32,
-    /// BLAKE3 of each `chunk_size` piece, so a streaming reader can check bytes before the
-    /// decoder sees them instead of only after the whole file arrived.
-    pub chunk_hashes: Vec<[u8; 32]>,
-    /// BLAKE3 of each [`HEAD_PIECE`] of the first chunk (or none), so a stream from a thin
-    /// uplink can hand its first bytes to the decoder after 16 KiB rather than 64 KiB.
-    pub head_hashes: Vec<[u8; 32]>,
     pub version: Version,
     /// The version of the push that created this track; a `--replace` or a removal keeps it.
     /// Writes of one lineage settle by last writer wins; different lineages under one name
@@ -327,9 +315,6 @@ fn content_cmp(a: &CatalogEntry, b: &CatalogEntry) -> Ordering {
         .then_with(|| a.sample_rate.cmp(&b.sample_rate))
         .then_with(|| a.channels.cmp(&b.channels))
         .then_with(|| a.duration_s.total_cmp(&b.duration_s))
-        .then_with(|| a.chunk_size.cmp(&b.chunk_size))
-        .then_with(|| a.chunk_hashes.cmp(&b.chunk_hashes))
-        .then_with(|| a.head_hashes.cmp(&b.head_hashes))
         .then_with(|| a.tombstone.cmp(&b.tombstone))
         .then_with(|| a.cover.cmp(&b.cover))
 }
@@ -750,29 +735,16 @@ pub fn is_invisible_format(c: char) -> bool {
     )
 }
 
-/// Default chunk size: large enough that per-chunk hashes cost little (32 bytes per 64 KiB),
-/// small enough that a streaming reader verifies well within its prebuffer.
-pub const CHUNK_SIZE: u32 = 65536;
-
 /// Largest track accepted from anyone: bounds what a peer's catalog entry can make us
 /// allocate or wait for.
 pub const MAX_TRACK_BYTES: u64 = 16 << 30;
 
-/// Checks an entry that came from a peer before anything acts on it: its name, its chunk
-/// size (the one we use) and that its chunk hashes cover exactly its size.
+/// Checks an entry that came from a peer before anything acts on it: its name, its size, its
+/// tags and pusher.
 pub fn validate_entry(e: &CatalogEntry) -> Result<(), String> {
     validate_name(&e.name)?;
-    if e.chunk_size != CHUNK_SIZE {
-        return Err(format!("chunk size {} is not {CHUNK_SIZE}", e.chunk_size));
-    }
     if e.size > MAX_TRACK_BYTES {
         return Err(format!("track of {} bytes is over the limit", e.size));
-    }
-    if e.chunk_hashes.len() as u64 != e.size.div_ceil(CHUNK_SIZE as u64) {
-        return Err("chunk hashes do not cover the track".into());
-    }
-    if !e.head_hashes.is_empty() && e.head_hashes.len() != head_piece_count(e) {
-        return Err("head hashes do not cover the first chunk".into());
     }
     if e.lineage > e.version {
         return Err("its lineage is newer than its version".into());
@@ -793,149 +765,46 @@ pub fn validate_entry(e: &CatalogEntry) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a blob a peer asks us to store: a track's (see [`validate_entry`]) or a cover's,
-/// which is one piece of at most [`MAX_COVER_BYTES`] checked by its own hash.
+/// Checks a blob a peer asks us to store: a track's (see [`validate_entry`]) or a cover's
+/// (of at most [`MAX_COVER_BYTES`], named as [`CoverRef::as_blob_entry`] names it). Either
+/// is checked against its address as it arrives.
 pub fn validate_blob_entry(e: &CatalogEntry) -> Result<(), String> {
-    let cover_form = e.size > 0
+    let cover_form = e.codec == "cover"
+        && e.size > 0
         && e.size <= MAX_COVER_BYTES as u64
-        && e.chunk_size as u64 == e.size
-        && e.chunk_hashes == [e.hash];
+        && e.name == format!("cover {}", short_hex(&e.hash));
     if cover_form {
         return Ok(());
     }
     validate_entry(e)
 }
 
-/// The pieces the first chunk is checked in when a stream starts.
-pub const HEAD_PIECE: usize = 16 * 1024;
-
-fn head_piece_count(e: &CatalogEntry) -> usize {
-    (e.size.min(e.chunk_size as u64) as usize).div_ceil(HEAD_PIECE)
-}
-
-/// The head piece hashes of a file starting with `first_chunk` (its first chunk, or all of a
-/// shorter file).
-pub fn head_hashes(first_chunk: &[u8]) -> Vec<[u8; 32]> {
-    first_chunk
-        .chunks(HEAD_PIECE)
-        .map(|p| *blake3::hash(p).as_bytes())
-        .collect()
-}
-
-/// Checks piece `i` of the first chunk against the entry's head hashes.
-pub fn verify_head_piece(entry: &CatalogEntry, i: usize, bytes: &[u8]) -> bool {
-    entry
-        .head_hashes
-        .get(i)
-        .is_some_and(|h| blake3::hash(bytes).as_bytes() == h)
-}
-
-/// Per-chunk BLAKE3 hashes of a whole buffer. Panics if `chunk_size` is 0.
-pub fn chunk_hashes(data: &[u8], chunk_size: u32) -> Vec<[u8; 32]> {
-    assert!(chunk_size > 0, "chunk size must be positive");
-    data.chunks(chunk_size as usize)
-        .map(|c| *blake3::hash(c).as_bytes())
-        .collect()
-}
-
-/// Byte range of chunk `index` in a file of `size` bytes; None past the end or for a zero
-/// chunk size (which only a broken entry can carry). Readers use it to resume a transfer at
-/// a chunk boundary on another holder.
-pub fn chunk_range(size: u64, chunk_size: u32, index: usize) -> Option<Range<u64>> {
-    let start = (index as u64).checked_mul(chunk_size as u64)?;
-    if chunk_size == 0 || start >= size {
-        return None;
-    }
-    Some(start..size.min(start + chunk_size as u64))
-}
-
-/// Whether `bytes` is exactly chunk `index` of the entry's track.
-pub fn verify_chunk(entry: &CatalogEntry, index: usize, bytes: &[u8]) -> bool {
-    let (Some(range), Some(expected)) = (
-        chunk_range(entry.size, entry.chunk_size, index),
-        entry.chunk_hashes.get(index),
-    ) else {
-        return false;
-    };
-    range.end - range.start == bytes.len() as u64 && blake3::hash(bytes).as_bytes() == expected
-}
-
 /// What a file hashes to, computed while it streams in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileDigest {
+    /// BLAKE3 of the whole file: its address, and the root of its outboard.
     pub hash: [u8; 32],
     pub size: u64,
-    pub chunk_hashes: Vec<[u8; 32]>,
-    pub head_hashes: Vec<[u8; 32]>,
 }
 
 /// Hashes a file fed in arbitrary pieces, so a push can be hashed in the same pass that
-/// stores it, without holding the file in memory or reading it twice.
-#[derive(Clone, Debug)]
-pub struct ChunkHasher {
-    chunk_size: u64,
+/// reads it, without holding the file in memory.
+#[derive(Clone, Debug, Default)]
+pub struct FileHasher {
     whole: blake3::Hasher,
-    chunk: blake3::Hasher,
-    in_chunk: u64,
     size: u64,
-    chunk_hashes: Vec<[u8; 32]>,
-    /// The first chunk, kept for its head hashes (at most one chunk of memory).
-    head: Vec<u8>,
 }
 
-impl ChunkHasher {
-    /// Panics if `chunk_size` is 0.
-    pub fn new(chunk_size: u32) -> Self {
-        assert!(chunk_size > 0, "chunk size must be positive");
-        ChunkHasher {
-            chunk_size: chunk_size as u64,
-            whole: blake3::Hasher::new(),
-            chunk: blake3::Hasher::new(),
-            in_chunk: 0,
-            size: 0,
-            chunk_hashes: Vec::new(),
-            head: Vec::new(),
-        }
-    }
-
-    pub fn update(&mut self, mut data: &[u8]) {
-        let room = (self.chunk_size as usize).saturating_sub(self.head.len());
-        self.head.extend_from_slice(&data[..room.min(data.len())]);
+impl FileHasher {
+    pub fn update(&mut self, data: &[u8]) {
         self.whole.update(data);
         self.size += data.len() as u64;
-        while !data.is_empty() {
-            let room = (self.chunk_size - self.in_chunk).min(data.len() as u64) as usize;
-            self.chunk.update(&data[..room]);
-            self.in_chunk += room as u64;
-            data = &data[room..];
-            if self.in_chunk == self.chunk_size {
-                self.chunk_hashes.push(*self.chunk.finalize().as_bytes());
-                self.chunk.reset();
-                self.in_chunk = 0;
-            }
-        }
     }
 
-    /// Hashes of the chunks completed so far.
-    pub fn completed_chunks(&self) -> &[[u8; 32]] {
-        &self.chunk_hashes
-    }
-
-    pub fn finish(mut self) -> FileDigest {
-        if self.in_chunk > 0 {
-            self.chunk_hashes.push(*self.chunk.finalize().as_bytes());
-        }
-        // Only worth it when a chunk is bigger than a head piece (not for covers).
-        let head_hashes = if self.chunk_size as usize > HEAD_PIECE {
-            head_hashes(&self.head)
-        } else {
-            Vec::new()
-        };
+    pub fn finish(self) -> FileDigest {
         FileDigest {
             hash: *self.whole.finalize().as_bytes(),
             size: self.size,
-            chunk_hashes: self.chunk_hashes,
-            head_hashes,
         }
     }
 }
@@ -952,9 +821,6 @@ pub(crate) fn sample_entry(name: &str) -> CatalogEntry {
         sample_rate: 44100,
         channels: 2,
         duration_s: 1.5,
-        chunk_size: CHUNK_SIZE,
-        chunk_hashes: chunk_hashes(&data, CHUNK_SIZE),
-        head_hashes: head_hashes(&data),
         version: Version {
             ts: Timestamp::new(1, 0),
             peer: PeerId([1; 32]),
@@ -1264,99 +1130,6 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn chunking_and_verification() {
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let hashes = chunk_hashes(&data, CHUNK_SIZE);
-        assert_eq!(hashes.len(), 4);
-        assert!(chunk_hashes(&[], CHUNK_SIZE).is_empty());
-        let e = CatalogEntry {
-            size: data.len() as u64,
-            chunk_hashes: hashes,
-            ..entry("x", 1, 1)
-        };
-        let c = CHUNK_SIZE as usize;
-        assert!(verify_chunk(&e, 0, &data[..c]));
-        assert!(verify_chunk(&e, 3, &data[3 * c..]));
-        assert!(!verify_chunk(&e, 1, &data[..c]), "wrong position");
-        assert!(!verify_chunk(&e, 3, &data[3 * c..data.len() - 1]), "short");
-        assert!(!verify_chunk(&e, 4, &[]), "past the end");
-        assert!(!verify_chunk(
-            &CatalogEntry {
-                chunk_size: 0,
-                ..e.clone()
-            },
-            0,
-            &data[..c]
-        ));
-        assert_eq!(
-            chunk_range(e.size, CHUNK_SIZE, 3),
-            Some(3 * c as u64..200_000)
-        );
-        assert_eq!(chunk_range(u64::MAX, u32::MAX, usize::MAX), None);
-    }
-
-    proptest! {
-        #[test]
-        fn chunk_hasher_matches_one_shot(
-            data in prop::collection::vec(any::<u8>(), 0..3000),
-            cuts in prop::collection::vec(0usize..3000, 0..8),
-            chunk in 1u32..700,
-        ) {
-            let mut h = ChunkHasher::new(chunk);
-            let mut cuts: Vec<_> = cuts.into_iter().map(|c| c.min(data.len())).collect();
-            cuts.sort();
-            let mut at = 0;
-            for c in cuts.into_iter().chain([data.len()]) {
-                h.update(&data[at..c]);
-                at = c;
-            }
-            prop_assert_eq!(h.completed_chunks().len(), data.len() / chunk as usize);
-            let d = h.finish();
-            prop_assert_eq!(d.hash, *blake3::hash(&data).as_bytes());
-            prop_assert_eq!(d.size, data.len() as u64);
-            prop_assert_eq!(&d.chunk_hashes, &chunk_hashes(&data, chunk));
-            let e = CatalogEntry { size: d.size, chunk_size: chunk, chunk_hashes: d.chunk_hashes, ..entry("x", 1, 1) };
-            for (i, piece) in data.chunks(chunk as usize).enumerate() {
-                prop_assert!(verify_chunk(&e, i, piece));
-            }
-        }
-    }
-
-    #[test]
-    fn head_pieces_of_the_first_chunk_are_hashed_on_the_way() {
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let mut h = ChunkHasher::new(CHUNK_SIZE);
-        for part in data.chunks(10_000) {
-            h.update(part);
-        }
-        let d = h.finish();
-        assert_eq!(d.head_hashes.len(), CHUNK_SIZE as usize / HEAD_PIECE);
-        assert_eq!(d.head_hashes, head_hashes(&data[..CHUNK_SIZE as usize]));
-        let e = CatalogEntry {
-            size: d.size,
-            chunk_hashes: d.chunk_hashes,
-            head_hashes: d.head_hashes,
-            ..entry("x", 1, 1)
-        };
-        assert!(validate_entry(&e).is_ok());
-        assert!(verify_head_piece(&e, 1, &data[HEAD_PIECE..2 * HEAD_PIECE]));
-        assert!(!verify_head_piece(&e, 1, &data[..HEAD_PIECE]));
-        assert!(!verify_head_piece(&e, 4, &data[..HEAD_PIECE]));
-        let short = CatalogEntry {
-            head_hashes: vec![[0; 32]; 3],
-            ..e.clone()
-        };
-        assert!(
-            validate_entry(&short).is_err(),
-            "head hashes must cover chunk 0"
-        );
-        // A file shorter than a chunk: pieces of what there is.
-        let mut h = ChunkHasher::new(CHUNK_SIZE);
-        h.update(&data[..20_000]);
-        assert_eq!(h.finish().head_hashes, head_hashes(&data[..20_000]));
     }
 
     /// Small spaces on purpose: few names, clock values and peers make ties and conflicts

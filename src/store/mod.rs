@@ -10,6 +10,7 @@ pub mod disk;
 pub mod fsutil;
 pub mod library;
 pub mod old_catalog;
+pub mod outboard;
 pub mod playlists;
 pub mod recon;
 pub mod repair;

@@ -1,6 +1,7 @@
 //! Catalog entries as older releases stored them, read from an older data dir on first start
 //! and converted, so an upgrade keeps the library: protocol 1 (no tags, no pusher) and
-//! protocol 2 (no lineage; a cover was a bare hash that nothing stored).
+//! protocol 2 (no lineage; a cover was a bare hash that nothing stored); protocols 3 to 6
+//! (chunk hashes in every entry, before outboards took them out of the catalog).
 
 use super::catalog::{CatalogEntry, KEY_SEPARATOR, Version, db_key};
 use super::track_tags::TrackTags;
@@ -17,8 +18,8 @@ struct CatalogEntryV1 {
     sample_rate: u32,
     channels: u16,
     duration_s: f64,
-    chunk_size: u32,
-    chunk_hashes: Vec<[u8; 32]>,
+    _chunk_size: u32,
+    _chunk_hashes: Vec<[u8; 32]>,
     version: Version,
     tombstone: bool,
     tombstone_acks: BTreeSet<PeerId>,
@@ -32,20 +33,72 @@ struct CatalogEntryV2 {
     pushed_by: String,
 }
 
+/// Protocols 3–6: today's entry with the chunk hashes a reader checked pieces with.
+#[derive(Deserialize)]
+struct CatalogEntryV3 {
+    name: String,
+    hash: [u8; 32],
+    size: u64,
+    codec: String,
+    sample_rate: u32,
+    channels: u16,
+    duration_s: f64,
+    _chunk_size: u32,
+    _chunk_hashes: Vec<[u8; 32]>,
+    _head_hashes: Vec<[u8; 32]>,
+    version: Version,
+    lineage: Version,
+    tombstone: bool,
+    tombstone_acks: BTreeSet<PeerId>,
+    tags: TrackTags,
+    cover: Option<super::catalog::CoverRef>,
+    pushed_by: String,
+}
+
+impl From<CatalogEntryV3> for CatalogEntry {
+    fn from(v: CatalogEntryV3) -> Self {
+        CatalogEntry {
+            name: v.name,
+            hash: v.hash,
+            size: v.size,
+            codec: v.codec,
+            sample_rate: v.sample_rate,
+            channels: v.channels,
+            duration_s: v.duration_s,
+            version: v.version,
+            lineage: v.lineage,
+            tombstone: v.tombstone,
+            tombstone_acks: v.tombstone_acks,
+            tags: v.tags,
+            cover: v.cover,
+            pushed_by: v.pushed_by,
+        }
+    }
+}
+
 /// A catalog row as read at start.
 pub enum StoredRow {
     Current(CatalogEntry),
-    /// Of an older layout, keyed by name alone: to be rewritten under its new key.
+    /// Of an older layout: to be rewritten in this one, under its key (older rows were keyed
+    /// by name alone).
     Old(CatalogEntry),
 }
 
 /// Decodes a stored row. The key tells the layout apart: rows of the current layout are keyed
 /// by [`db_key`] (name, separator, lineage), older ones by the name alone; postcard has no
-/// field names, so guessing from the bytes could misread one layout as another.
+/// field names, so guessing from the bytes could misread one layout as another. Under such a
+/// key, a row read in the wrong layout would have to spell its own key's name and lineage
+/// (32 bytes of peer id) by chance, so both layouts are tried, today's first.
 pub fn decode_stored(key: &str, bytes: &[u8]) -> Option<StoredRow> {
     if key.contains(KEY_SEPARATOR) {
-        let e: CatalogEntry = postcard::from_bytes(bytes).ok()?;
-        return (db_key(&e.key()) == key).then_some(StoredRow::Current(e));
+        let matches = |e: &CatalogEntry| db_key(&e.key()) == key;
+        if let Ok(e) = postcard::from_bytes::<CatalogEntry>(bytes)
+            && matches(&e)
+        {
+            return Some(StoredRow::Current(e));
+        }
+        let e: CatalogEntry = postcard::from_bytes::<CatalogEntryV3>(bytes).ok()?.into();
+        return matches(&e).then_some(StoredRow::Old(e));
     }
     decode_old(bytes).map(StoredRow::Old)
 }
@@ -68,9 +121,6 @@ fn decode_old(bytes: &[u8]) -> Option<CatalogEntry> {
         sample_rate: v1.sample_rate,
         channels: v1.channels,
         duration_s: v1.duration_s,
-        chunk_size: v1.chunk_size,
-        chunk_hashes: v1.chunk_hashes,
-        head_hashes: Vec::new(),
         version: v1.version,
         // Older releases kept one entry per name: each is its own lineage.
         lineage: v1.version,
@@ -85,7 +135,15 @@ fn decode_old(bytes: &[u8]) -> Option<CatalogEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::catalog::{CHUNK_SIZE, Timestamp, chunk_hashes};
+    use crate::store::catalog::{CoverRef, Timestamp};
+
+    const CHUNK_SIZE: u32 = 65536;
+
+    fn chunk_hashes(data: &[u8]) -> Vec<[u8; 32]> {
+        data.chunks(CHUNK_SIZE as usize)
+            .map(|c| *blake3::hash(c).as_bytes())
+            .collect()
+    }
     use serde::Serialize;
 
     /// The v1 layout, written as a v1 release wrote it.
@@ -141,7 +199,7 @@ mod tests {
             channels: 2,
             duration_s: 1.0,
             chunk_size: CHUNK_SIZE,
-            chunk_hashes: chunk_hashes(&data, CHUNK_SIZE),
+            chunk_hashes: chunk_hashes(&data),
             version,
             tombstone: false,
             tombstone_acks: BTreeSet::new(),
@@ -185,6 +243,90 @@ mod tests {
         assert!(
             decode_stored(&db_key(&e.key()), &row).is_none(),
             "a row under another entry's key is not trusted"
+        );
+    }
+
+    /// Protocols 3–6 wrote today's fields with the chunk hashes after `duration_s`.
+    #[derive(Serialize)]
+    struct WriteV3<'a> {
+        name: &'a str,
+        hash: [u8; 32],
+        size: u64,
+        codec: &'a str,
+        sample_rate: u32,
+        channels: u16,
+        duration_s: f64,
+        chunk_size: u32,
+        chunk_hashes: Vec<[u8; 32]>,
+        head_hashes: Vec<[u8; 32]>,
+        version: Version,
+        lineage: Version,
+        tombstone: bool,
+        tombstone_acks: BTreeSet<PeerId>,
+        tags: TrackTags,
+        cover: Option<CoverRef>,
+        pushed_by: &'a str,
+    }
+
+    #[test]
+    fn reads_entries_with_chunk_hashes_under_their_key() {
+        let data = vec![5u8; 140_000];
+        let version = Version {
+            ts: Timestamp::new(1_760_000_000_000, 1),
+            peer: PeerId([8; 32]),
+        };
+        let lineage = Version {
+            ts: Timestamp::new(1_750_000_000_000, 0),
+            ..version
+        };
+        let cover = Some(CoverRef {
+            hash: [9; 32],
+            size: 1000,
+        });
+        let tags = TrackTags {
+            artist: Some("Ana".into()),
+            ..Default::default()
+        };
+        let row = postcard::to_allocvec(&WriteV3 {
+            name: "song",
+            hash: *blake3::hash(&data).as_bytes(),
+            size: data.len() as u64,
+            codec: "flac",
+            sample_rate: 48000,
+            channels: 2,
+            duration_s: 3.5,
+            chunk_size: CHUNK_SIZE,
+            chunk_hashes: chunk_hashes(&data),
+            head_hashes: vec![[1; 32]; 4],
+            version,
+            lineage,
+            tombstone: false,
+            tombstone_acks: BTreeSet::new(),
+            tags: tags.clone(),
+            cover,
+            pushed_by: "bo",
+        })
+        .unwrap();
+        let key = db_key(&("song".to_string(), lineage));
+        let Some(StoredRow::Old(e)) = decode_stored(&key, &row) else {
+            panic!("an entry with chunk hashes decodes, to be rewritten");
+        };
+        assert_eq!(
+            (
+                e.name.as_str(),
+                e.size,
+                e.version,
+                e.lineage,
+                e.cover,
+                e.tags,
+                e.pushed_by.as_str()
+            ),
+            ("song", 140_000, version, lineage, cover, tags, "bo")
+        );
+        let other_key = db_key(&("song".to_string(), version));
+        assert!(
+            decode_stored(&other_key, &row).is_none(),
+            "under another key it is not trusted"
         );
     }
 }

@@ -1,6 +1,6 @@
 //! Bytes over HTTP: a track's original bytes for `stream` and `download` (HTTP Range, from
-//! the chunk that holds the first byte asked for), and cover pictures (scaled on request).
-//! They come from the mesh as `meff stream` gets them: verified chunk by chunk, failing over
+//! the 16 KiB piece that holds the first byte asked for), and cover pictures (scaled on request).
+//! They come from the mesh as `meff stream` gets them: verified piece by piece, failing over
 //! between holders, never written to disk, and pulled only as fast as the client reads.
 
 use super::Web;
@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-/// Verified pieces (64 KiB chunks) waiting for a client: a client that reads nothing holds at
+/// Verified pieces (up to 64 KiB each) waiting for a client: a client that reads nothing holds at
 /// most this many, enough for the fetch to run ahead of the socket.
 const PIECES_IN_FLIGHT: usize = 16;
 /// The largest side a scaled cover may be asked for.
@@ -122,9 +122,7 @@ pub async fn track(
     };
     let codec = entry.codec.clone();
     let len = if size == 0 { 0 } else { end - start + 1 };
-    let chunk = u64::from(entry.chunk_size).max(1);
-    let mut skip = start / chunk * chunk;
-    skip = start - skip;
+    let skip = start - crate::store::outboard::piece_start(start);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(PIECES_IN_FLIGHT);
     let node = web.node.clone();
     let label = name.to_string();
