@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `meff get` as a user runs it against bare quinn, in the same run on the same machine:
 #  - meff: two `meff up` processes on loopback; a 256 MiB WAV held only by one of them is
-#    fetched by `meff get -o FILE` on the other (verified chunk by chunk, written, fsynced);
+#    fetched by `meff get -o FILE` on the other (verified piece by piece, written, fsynced);
 #  - bare quinn: `examples/bare_quinn.rs`, two processes, quinn's default transport config,
 #    the same number of bytes over one stream, memory to memory.
 # Alternating runs, 5 each; medians and their ratio.
