@@ -41,16 +41,16 @@ impl Node {
         let hash = *hash;
         let r = tokio::task::spawn_blocking(move || {
             match node.inner.blobs.read_outboard(&hash, size) {
-                Some(o) => Ok(o),
+                Some(o) => Ok(Some(o)),
                 None => node.inner.blobs.build_outboard(&hash),
             }
         })
         .await;
         match r {
-            Ok(Ok(o)) => Ok(o),
-            Ok(Err(e)) if format!("{e:#}").contains("does not match") => {
-                Err(LocalError::Corrupt(format!("{e:#}")))
-            }
+            Ok(Ok(Some(o))) => Ok(o),
+            Ok(Ok(None)) => Err(LocalError::Corrupt(
+                "our copy does not match its hash".into(),
+            )),
             Ok(Err(e)) => Err(LocalError::Io(format!("{e:#}"))),
             Err(e) => Err(LocalError::Io(e.to_string())),
         }

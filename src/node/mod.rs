@@ -374,7 +374,8 @@ impl Node {
         let alone = table.records().all(|r| r.id == identity.id || r.left);
         let db_writes = crate::store::db_writer::DbWriter::start(db.clone())
             .context("cannot start the database writer")?;
-        if !migrated.is_empty() {
+        let upgraded = !migrated.is_empty();
+        if upgraded {
             let rows: Vec<(String, CatalogEntry)> = migrated
                 .iter()
                 .map(|e| (crate::store::catalog::db_key(&e.key()), e.clone()))
@@ -455,7 +456,9 @@ impl Node {
         node.spawn_accept_loop();
         node.spawn_maintenance();
         node.spawn_scrub();
-        node.spawn_outboard_migration();
+        if upgraded {
+            node.spawn_outboard_migration();
+        }
 
         if let Some(join) = node.inner.cfg.join.clone() {
             let (addrs, expected) = match join {

@@ -74,33 +74,34 @@ impl Node {
 }
 
 impl Node {
-    /// Builds the outboards a data dir of an older release lacks, one blob at a time in the
-    /// background; a blob asked for before its turn gets its outboard then.
+    /// Builds the outboards a data dir of an older release lacks, in the background, one blob
+    /// after the other on one blocking thread; a blob asked for before its turn gets its
+    /// outboard then. Run at the start that converted the catalog.
     pub(crate) fn spawn_outboard_migration(&self) {
         let node = self.clone();
+        let held: Vec<Hash> = self.state().held.iter().copied().collect();
         self.spawn_task(async move {
-            let held: Vec<Hash> = node.state().held.iter().copied().collect();
-            let mut built = 0usize;
-            for hash in held {
-                if node.inner.shutdown.is_cancelled() {
-                    return;
-                }
-                let n = node.clone();
-                let r = tokio::task::spawn_blocking(move || {
-                    let size = std::fs::metadata(n.inner.blobs.path(&hash)).ok()?.len();
-                    if n.inner.blobs.read_outboard(&hash, size).is_some() {
-                        return Some(false);
+            let n = node.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                let mut built = 0usize;
+                for hash in held {
+                    if n.inner.shutdown.is_cancelled() {
+                        break;
                     }
-                    Some(n.inner.blobs.build_outboard(&hash).is_ok())
-                })
-                .await;
-                match r {
-                    Ok(Some(true)) => built += 1,
-                    // A blob that does not match its hash: the scrub or a reader drops it.
-                    Ok(Some(false)) | Ok(None) => {}
-                    Err(_) => return,
+                    let Ok(meta) = std::fs::metadata(n.inner.blobs.path(&hash)) else {
+                        continue;
+                    };
+                    // A blob that does not match its hash is left to the scrub or a reader.
+                    if n.inner.blobs.read_outboard(&hash, meta.len()).is_none()
+                        && let Ok(Some(_)) = n.inner.blobs.build_outboard(&hash)
+                    {
+                        built += 1;
+                    }
                 }
-            }
+                built
+            })
+            .await
+            .unwrap_or(0);
             if built > 0 {
                 tracing::info!("outboards built for {built} blobs stored by an older release");
             }

@@ -542,7 +542,7 @@ impl Node {
         tokio::task::spawn_blocking(move || {
             // Building the outboard anew reads the whole blob against its address: a good
             // blob whose outboard rotted gets a good one back and stays.
-            if node.inner.blobs.build_outboard(&hash).is_err() {
+            if !matches!(node.inner.blobs.build_outboard(&hash), Ok(Some(_))) {
                 node.drop_corrupt_blob(&hash);
             }
         });
