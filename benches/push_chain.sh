@@ -4,7 +4,8 @@
 # (`--capacity 1`, so the copies go to the three others). Phase 1 runs the four with
 # `--replicas 1`, phase 2 four fresh ones with `--replicas 3`; each pushes 5 different WAVs of
 # MiB (default 128) and times the whole `meff push` command (hashing, the transfer, every
-# holder's write and fsync, the catalog entry). Medians and their ratio.
+# holder's write and fsync, the catalog entry). Medians and their ratio, and the CPU the four
+# peers used per push.
 #   bash benches/push_chain.sh [MiB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,14 @@ start() { # DIR NAME [ARGS...]
     --data-dir "$dir/$name" "$@" >"$dir/$name.out" 2>"$dir/$name.err" &
   pids+=($!)
   for _ in $(seq 1 100); do grep -q '^listening:' "$dir/$name.out" && break; sleep 0.1; done
+}
+cpu_of() { # PIDS: user+system seconds of those processes so far
+  local hz t=0 p
+  hz=$(getconf CLK_TCK)
+  for p in "$@"; do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  awk "BEGIN{print $t / $hz}"
 }
 for i in 1 2 3 4 5; do
   python3 - "$WORK/track$i.wav" "$MB" "$i" <<'PY'
@@ -53,7 +62,8 @@ import json, sys
 print(sum(p["state"] == "alive" for p in json.load(sys.stdin)["peers"]))')" = 3 ] && break
     sleep 0.1
   done
-  local runs=()
+  local runs=() cpu0 cpu1
+  cpu0=$(cpu_of "${pids[@]}")
   for i in 1 2 3 4 5; do
     local t0 t1 out
     t0=$(date +%s.%N)
@@ -62,6 +72,8 @@ print(sum(p["state"] == "alive" for p in json.load(sys.stdin)["peers"]))')" = 3 
     echo "  R=$r push $i: $out" >&2
     runs+=("$(awk "BEGIN{print $t1 - $t0}")")
   done
+  cpu1=$(cpu_of "${pids[@]}")
+  echo "  R=$r: the 4 peers used $(awk "BEGIN{printf \"%.2f\", ($cpu1 - $cpu0) / 5}") s of CPU per push" >&2
   stop_all
   echo "${runs[*]}"
 }
