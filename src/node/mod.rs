@@ -16,6 +16,7 @@ pub use push::{PushMode, Pushed};
 mod introduce;
 mod listen;
 mod lock;
+mod memory;
 mod playlist;
 mod probes;
 pub mod push;
@@ -456,6 +457,7 @@ impl Node {
         node.spawn_accept_loop();
         node.spawn_maintenance();
         node.spawn_scrub();
+        node.spawn_memory_trim();
         if upgraded {
             node.spawn_outboard_migration();
         }

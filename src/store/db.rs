@@ -11,7 +11,7 @@ const MEMBERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("members");
 const CATALOG: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog");
 const PLAYLISTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("playlists");
 
-const DB_CACHE: usize = 16 << 20;
+const DB_CACHE: usize = 8 << 20;
 
 pub struct Db {
     db: Database,
