@@ -101,6 +101,7 @@ mod seeds {
             Msg::Holdings {
                 seq: 3,
                 held: vec![[1; 32], [2; 32]],
+                more: false,
             },
             Msg::Fetch {
                 hash: [9; 32],

@@ -2,6 +2,7 @@
 //! functions and state machines; the node drives them with events and the clock.
 
 pub mod holdings;
+pub mod holdings_pages;
 pub mod liveness;
 pub mod membership;
 pub mod placement;

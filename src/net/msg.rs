@@ -81,12 +81,12 @@ pub enum Msg {
     /// Anti-entropy: the digest of the sender's catalog; a receiver whose own differs starts a
     /// reconciliation round (`CatalogRecon`).
     CatalogDigest([u8; 32]),
-    /// Every blob hash the sender holds.
-    /// Every blob the sender holds, as of its change number `seq` (sent when a link opens
-    /// and when asked).
+    /// A page of every blob the sender holds, as of its change number `seq` (sent when a
+    /// link opens and when asked); `more`: pages of the same set follow.
     Holdings {
         seq: u64,
         held: Vec<[u8; 32]>,
+        more: bool,
     },
     /// Opens a data stream: send the blob from `offset` (a 16 KiB piece start); the answer is
     /// `FetchOk`, then the range's encoding as raw bytes: each piece after the hash pairs
@@ -270,7 +270,8 @@ impl Msg {
             // Frames of about 1 MiB; one entry of a very long track (its chunk hashes) may be more.
             7 => 16 * KB * KB,
             8 => 64,
-            9 => 8 * KB * KB,
+            // A page of 16,384 blobs.
+            9 => 1024 * KB,
             10 => 64,
             11 => 64,
             12 => 8 * KB * KB,

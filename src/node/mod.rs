@@ -132,6 +132,8 @@ pub(crate) struct State {
     pub holdings: crate::mesh::holdings::HoldingsIndex,
     /// The change number of each peer's holdings we have applied.
     pub holdings_seen: HashMap<PeerId, u64>,
+    /// Holdings sets arriving in pages, per peer, until their last page.
+    pub holdings_pages: HashMap<PeerId, crate::mesh::holdings_pages::Assembly>,
     /// When we last asked each peer for its whole holdings.
     pub holdings_asked: HashMap<PeerId, Instant>,
     /// Our own holdings' change number: starts from the clock so a restart's numbers
@@ -409,6 +411,7 @@ impl Node {
                     hlc,
                     holdings: Default::default(),
                     holdings_seen: HashMap::new(),
+                    holdings_pages: HashMap::new(),
                     holdings_asked: HashMap::new(),
                     held_seq: now_ms() << 20,
                     held_fp: crate::mesh::holdings::fingerprint(&held),

@@ -356,11 +356,14 @@ impl Node {
         );
     }
 
-    fn holdings_msg(&self) -> Msg {
-        let st = self.state();
-        Msg::Holdings {
-            seq: st.held_seq,
-            held: st.held.iter().copied().collect(),
+    /// Our whole holdings, in pages (see [`holdings_pages`](crate::mesh::holdings_pages)).
+    fn send_holdings(&self, peer: PeerId) {
+        let pages = {
+            let st = self.state();
+            crate::mesh::holdings_pages::pages(st.held_seq, st.held.iter())
+        };
+        for (seq, held, more) in pages {
+            self.send_to(peer, Msg::Holdings { seq, held, more });
         }
     }
 
@@ -385,7 +388,7 @@ impl Node {
     /// digest, so neither side waits for the next anti-entropy round.
     pub(crate) fn open_sync(&self, peer: PeerId) {
         self.open_catalog_sync(peer);
-        self.send_to(peer, self.holdings_msg());
+        self.send_holdings(peer);
         let playlists = self.state().playlists.digest();
         self.send_to(peer, Msg::PlaylistDigest(playlists));
     }
@@ -442,11 +445,33 @@ impl Node {
             Msg::CatalogItems(entries) => self.on_catalog_items(peer, entries),
             Msg::CatalogDigest(d) => self.on_catalog_digest(peer, d),
             Msg::CatalogRecon(ranges) => self.on_catalog_recon(peer, ranges)?,
-            Msg::Holdings { seq, held } => {
-                let mut st = self.state();
-                if st.holdings_seen.get(&peer).is_none_or(|s| seq >= *s) {
-                    st.holdings.replace(peer, held.into_iter().collect());
-                    st.holdings_seen.insert(peer, seq);
+            Msg::Holdings { seq, held, more } => {
+                use crate::mesh::holdings_pages::Fed;
+                let mut guard = self.state();
+                let st = &mut *guard;
+                if st.holdings_seen.get(&peer).is_some_and(|s| seq < *s) {
+                    return Ok(());
+                }
+                // A peer holds blobs of the catalog's entries and covers, and some not yet
+                // dropped: far more is a peer making us keep what it likes.
+                let cap = 2 * st.catalog.entry_count() + 65_536;
+                match st
+                    .holdings_pages
+                    .entry(peer)
+                    .or_default()
+                    .feed((seq, held, more), cap)
+                {
+                    Fed::Partial => {}
+                    Fed::Complete(seq, set) => {
+                        st.holdings_pages.remove(&peer);
+                        st.holdings.replace(peer, set);
+                        st.holdings_seen.insert(peer, seq);
+                    }
+                    Fed::TooMany => {
+                        st.holdings_pages.remove(&peer);
+                        drop(guard);
+                        bail!("holdings of more blobs than the catalog has");
+                    }
                 }
             }
             Msg::HoldingsDelta {
@@ -493,7 +518,7 @@ impl Node {
                     self.ask_holdings(peer);
                 }
             }
-            Msg::HoldingsAsk => self.send_to(peer, self.holdings_msg()),
+            Msg::HoldingsAsk => self.send_holdings(peer),
             Msg::Playlists(items) => self.apply_playlists(items, Some(peer)),
             Msg::PlaylistDigest(d) => {
                 let all = {
@@ -542,7 +567,7 @@ impl Node {
         tokio::task::spawn_blocking(move || {
             // Building the outboard anew reads the whole blob against its address: a good
             // blob whose outboard rotted gets a good one back and stays.
-            if !matches!(node.inner.blobs.build_outboard(&hash), Ok(Some(_))) {
+            if let Ok(None) = node.inner.blobs.build_outboard(&hash) {
                 node.drop_corrupt_blob(&hash);
             }
         });

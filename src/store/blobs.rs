@@ -81,10 +81,15 @@ impl BlobStore {
     }
 
     /// Builds and stores the outboard of a held blob by reading it whole (blocking); None when
-    /// the blob is not its hash's content: a rotten copy.
+    /// the blob is not its hash's content (a rotten copy) or is gone. An outboard that cannot
+    /// be stored (a full disk) is still given: the blob is good.
     pub fn build_outboard(&self, h: &Hash) -> Result<Option<Vec<u8>>> {
         use std::io::Read;
-        let mut f = std::fs::File::open(self.path(h)).context("blob not held")?;
+        let mut f = match std::fs::File::open(self.path(h)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).context("cannot read blob"),
+        };
         let size = f.metadata()?.len();
         let mut builder = OutboardBuilder::new(size);
         let mut buf = vec![0u8; (size as usize).clamp(1, 1 << 20)];
@@ -101,7 +106,9 @@ impl BlobStore {
         if root != *h {
             return Ok(None);
         }
-        self.put_outboard(h, &outboard)?;
+        if let Err(e) = self.put_outboard(h, &outboard) {
+            tracing::warn!("outboard of blob {} not stored: {e:#}", &hex(h)[..16]);
+        }
         Ok(Some(outboard))
     }
 
@@ -229,6 +236,7 @@ impl BlobWriter {
             }
             std::fs::rename(&self.outboard_tmp, &self.outboard_target)
                 .context("cannot store outboard")?;
+            sync_dir(&self.outboard_target);
         }
         let replaces = self.target.exists();
         std::fs::rename(&self.tmp, &self.target).context("cannot store blob")?;
@@ -331,7 +339,7 @@ mod tests {
         std::fs::write(store.path(&h), &rotten).unwrap();
         assert_eq!(store.build_outboard(&h).unwrap(), None);
         std::fs::remove_file(store.path(&h)).unwrap();
-        assert!(store.build_outboard(&h).is_err(), "a blob not held");
+        assert_eq!(store.build_outboard(&h).unwrap(), None, "a blob not held");
 
         // A short upload is refused, whatever its hash.
         let mut w = store.begin(&h, data.len() as u64).unwrap();

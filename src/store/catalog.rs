@@ -429,6 +429,11 @@ impl Catalog {
     }
 
     /// Changes every time an entry does.
+    /// Entries held, tombstones included.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation
     }

@@ -33,9 +33,11 @@ struct CatalogEntryV2 {
     pushed_by: String,
 }
 
-/// Protocols 3–6: today's entry with the chunk hashes a reader checked pieces with.
+/// Protocols 3–6: today's entry with the chunk hashes a reader checked pieces with, after
+/// `duration_s`: the chunk size and hashes, then (since a later protocol 3 build) the head
+/// piece hashes. Postcard reads a tuple field by field, so `C` is either shape.
 #[derive(Deserialize)]
-struct CatalogEntryV3 {
+struct CatalogEntryV3<C> {
     name: String,
     hash: [u8; 32],
     size: u64,
@@ -43,9 +45,7 @@ struct CatalogEntryV3 {
     sample_rate: u32,
     channels: u16,
     duration_s: f64,
-    _chunk_size: u32,
-    _chunk_hashes: Vec<[u8; 32]>,
-    _head_hashes: Vec<[u8; 32]>,
+    _chunks: C,
     version: Version,
     lineage: Version,
     tombstone: bool,
@@ -55,8 +55,11 @@ struct CatalogEntryV3 {
     pushed_by: String,
 }
 
-impl From<CatalogEntryV3> for CatalogEntry {
-    fn from(v: CatalogEntryV3) -> Self {
+type Chunks = (u32, Vec<[u8; 32]>);
+type ChunksAndHead = (u32, Vec<[u8; 32]>, Vec<[u8; 32]>);
+
+impl<C> From<CatalogEntryV3<C>> for CatalogEntry {
+    fn from(v: CatalogEntryV3<C>) -> Self {
         CatalogEntry {
             name: v.name,
             hash: v.hash,
@@ -97,8 +100,17 @@ pub fn decode_stored(key: &str, bytes: &[u8]) -> Option<StoredRow> {
         {
             return Some(StoredRow::Current(e));
         }
-        let e: CatalogEntry = postcard::from_bytes::<CatalogEntryV3>(bytes).ok()?.into();
-        return matches(&e).then_some(StoredRow::Old(e));
+        let with_head = postcard::from_bytes::<CatalogEntryV3<ChunksAndHead>>(bytes)
+            .ok()
+            .map(CatalogEntry::from)
+            .filter(matches);
+        let e = with_head.or_else(|| {
+            postcard::from_bytes::<CatalogEntryV3<Chunks>>(bytes)
+                .ok()
+                .map(CatalogEntry::from)
+                .filter(matches)
+        })?;
+        return Some(StoredRow::Old(e));
     }
     decode_old(bytes).map(StoredRow::Old)
 }
@@ -248,7 +260,7 @@ mod tests {
 
     /// Protocols 3–6 wrote today's fields with the chunk hashes after `duration_s`.
     #[derive(Serialize)]
-    struct WriteV3<'a> {
+    struct WriteV3<'a, C> {
         name: &'a str,
         hash: [u8; 32],
         size: u64,
@@ -256,9 +268,7 @@ mod tests {
         sample_rate: u32,
         channels: u16,
         duration_s: f64,
-        chunk_size: u32,
-        chunk_hashes: Vec<[u8; 32]>,
-        head_hashes: Vec<[u8; 32]>,
+        chunks: C,
         version: Version,
         lineage: Version,
         tombstone: bool,
@@ -287,46 +297,61 @@ mod tests {
             artist: Some("Ana".into()),
             ..Default::default()
         };
-        let row = postcard::to_allocvec(&WriteV3 {
-            name: "song",
-            hash: *blake3::hash(&data).as_bytes(),
-            size: data.len() as u64,
-            codec: "flac",
-            sample_rate: 48000,
-            channels: 2,
-            duration_s: 3.5,
-            chunk_size: CHUNK_SIZE,
-            chunk_hashes: chunk_hashes(&data),
-            head_hashes: vec![[1; 32]; 4],
-            version,
-            lineage,
-            tombstone: false,
-            tombstone_acks: BTreeSet::new(),
-            tags: tags.clone(),
-            cover,
-            pushed_by: "bo",
-        })
-        .unwrap();
+        fn row<C: Serialize>(
+            chunks: C,
+            v: Version,
+            l: Version,
+            c: Option<CoverRef>,
+            t: &TrackTags,
+        ) -> Vec<u8> {
+            let data = vec![5u8; 140_000];
+            postcard::to_allocvec(&WriteV3 {
+                name: "song",
+                hash: *blake3::hash(&data).as_bytes(),
+                size: data.len() as u64,
+                codec: "flac",
+                sample_rate: 48000,
+                channels: 2,
+                duration_s: 3.5,
+                chunks,
+                version: v,
+                lineage: l,
+                tombstone: false,
+                tombstone_acks: BTreeSet::new(),
+                tags: t.clone(),
+                cover: c,
+                pushed_by: "bo",
+            })
+            .unwrap()
+        }
         let key = db_key(&("song".to_string(), lineage));
-        let Some(StoredRow::Old(e)) = decode_stored(&key, &row) else {
-            panic!("an entry with chunk hashes decodes, to be rewritten");
-        };
-        assert_eq!(
-            (
-                e.name.as_str(),
-                e.size,
-                e.version,
-                e.lineage,
-                e.cover,
-                e.tags,
-                e.pushed_by.as_str()
-            ),
-            ("song", 140_000, version, lineage, cover, tags, "bo")
-        );
         let other_key = db_key(&("song".to_string(), version));
-        assert!(
-            decode_stored(&other_key, &row).is_none(),
-            "under another key it is not trusted"
-        );
+        // Later protocol 3 builds and on wrote head piece hashes; the first ones did not.
+        let with_head = (CHUNK_SIZE, chunk_hashes(&data), vec![[1u8; 32]; 4]);
+        let without_head = (CHUNK_SIZE, chunk_hashes(&data));
+        for row in [
+            row(with_head, version, lineage, cover, &tags),
+            row(without_head, version, lineage, cover, &tags),
+        ] {
+            let Some(StoredRow::Old(e)) = decode_stored(&key, &row) else {
+                panic!("an entry with chunk hashes decodes, to be rewritten");
+            };
+            assert_eq!(
+                (
+                    e.name.as_str(),
+                    e.size,
+                    e.version,
+                    e.lineage,
+                    e.cover,
+                    e.tags,
+                    e.pushed_by.as_str()
+                ),
+                ("song", 140_000, version, lineage, cover, tags.clone(), "bo")
+            );
+            assert!(
+                decode_stored(&other_key, &row).is_none(),
+                "under another key it is not trusted"
+            );
+        }
     }
 }

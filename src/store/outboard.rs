@@ -37,12 +37,16 @@ pub fn outboard_len(size: u64) -> u64 {
 
 /// Bytes a range encoding from `offset` (a piece start) to the end takes on the wire.
 pub fn encoded_len(size: u64, offset: u64) -> u64 {
-    ResponseIter::new(tree(size), from_piece(offset))
-        .map(|item| match item {
-            BaoChunk::Parent { .. } => PAIR_BYTES as u64,
-            BaoChunk::Leaf { size, .. } => size as u64,
-        })
-        .sum()
+    let mut v = RangeVerifier::new([0; 32], size, offset);
+    let mut len = 0;
+    while let Some(e) = v.expect() {
+        len += match e {
+            Expect::Parent { .. } => PAIR_BYTES as u64,
+            Expect::Piece { len, .. } => len as u64,
+        };
+        v.next = v.items.next();
+    }
+    len
 }
 
 fn from_piece(offset: u64) -> ChunkRanges {
@@ -199,10 +203,17 @@ impl std::fmt::Display for Mismatch {
 }
 
 impl RangeVerifier {
-    /// `offset` is rounded down to its piece.
+    /// `offset` is rounded down to its piece; from the end of a blob (or past it) nothing is
+    /// expected (bao-tree would answer such a range with a proof of the last chunk, which an
+    /// outboard of 16 KiB pieces does not hold).
     pub fn new(root: [u8; 32], size: u64, offset: u64) -> Self {
-        let mut items = ResponseIter::new(tree(size), from_piece(piece_start(offset)));
-        let next = items.next();
+        let start = piece_start(offset);
+        let mut items = ResponseIter::new(tree(size), from_piece(start));
+        let next = if start >= size && size > 0 {
+            None
+        } else {
+            items.next()
+        };
         RangeVerifier {
             items,
             next,

@@ -139,6 +139,35 @@ fn a_small_blob_has_no_outboard_and_one_piece() {
 }
 
 #[test]
+fn from_the_end_nothing_is_sent() {
+    for len in [PIECE_BYTES as usize, 2 * PIECE_BYTES as usize, 40_000] {
+        let data = data_of(len, 2);
+        let (root, _) = outboard_of(&data);
+        let end = len as u64;
+        let at_end = RangeVerifier::new(root, end, end);
+        if end.is_multiple_of(PIECE_BYTES) {
+            assert_eq!(at_end.expect(), None, "{len}");
+            assert_eq!(encoded_len(end, end), 0);
+        } else {
+            // Inside the last piece: that piece is sent.
+            assert_eq!(
+                verify(
+                    root,
+                    end,
+                    end,
+                    &encode(&data, &outboard_of(&data).1, piece_start(end))
+                ),
+                Ok(data[piece_start(end) as usize..].to_vec())
+            );
+        }
+        assert_eq!(
+            RangeVerifier::new(root, end, end + PIECE_BYTES).expect(),
+            None
+        );
+    }
+}
+
+#[test]
 fn a_wrong_root_stops_at_the_first_pair() {
     let data = data_of(100_000, 5);
     let (_, outboard) = outboard_of(&data);
