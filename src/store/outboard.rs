@@ -35,20 +35,6 @@ pub fn outboard_len(size: u64) -> u64 {
     tree(size).outboard_size()
 }
 
-/// Bytes a range encoding from `offset` (a piece start) to the end takes on the wire.
-pub fn encoded_len(size: u64, offset: u64) -> u64 {
-    let mut v = RangeVerifier::new([0; 32], size, offset);
-    let mut len = 0;
-    while let Some(e) = v.expect() {
-        len += match e {
-            Expect::Parent { .. } => PAIR_BYTES as u64,
-            Expect::Piece { len, .. } => len as u64,
-        };
-        v.next = v.items.next();
-    }
-    len
-}
-
 fn from_piece(offset: u64) -> ChunkRanges {
     ChunkRanges::from(ChunkNum(offset / CHUNK_BYTES)..)
 }

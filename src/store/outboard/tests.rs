@@ -28,6 +28,17 @@ fn encode(data: &[u8], outboard: &[u8], offset: u64) -> Vec<u8> {
     out
 }
 
+/// Bytes a range encoding from `offset` to the end takes, by what a verifier expects.
+fn encoded_len(size: u64, offset: u64) -> u64 {
+    ResponseIter::new(tree(size), from_piece(piece_start(offset)))
+        .take_while(|_| !(piece_start(offset) >= size && size > 0))
+        .map(|item| match item {
+            BaoChunk::Parent { .. } => PAIR_BYTES as u64,
+            BaoChunk::Leaf { size, .. } => size as u64,
+        })
+        .sum()
+}
+
 /// Feeds an encoding to a verifier; the pieces it let through, or where it stopped.
 fn verify(root: [u8; 32], size: u64, offset: u64, encoded: &[u8]) -> Result<Vec<u8>, usize> {
     let mut v = RangeVerifier::new(root, size, offset);
