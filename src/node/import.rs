@@ -1,8 +1,8 @@
 //! Pushing files: the one-pass probe and hash of a file, and `import` of whole folders —
 //! names from tags, content already in the network skipped, clashes suffixed, files that are
 //! not audio listed and passed over. Files are probed and hashed (on a blocking thread)
-//! ahead of the ones being sent, and small files are sent up to 8 at once (each is mostly
-//! round trips), so both cores work.
+//! ahead of the ones being sent, and files under 1 MiB are sent up to 32 at once, larger
+//! ones up to 8 (each is mostly round trips), so both cores work.
 
 use super::Node;
 use crate::audio::{self, FileTags, TrackInfo};
@@ -227,6 +227,9 @@ impl Node {
                 if !in_flight.is_empty() && next_size >= LARGE_FILE {
                     break;
                 }
+                if in_flight.len() >= MEDIUM_FILE_WINDOW && next_size >= SMALL_FILE {
+                    break;
+                }
                 let Some((path, prepared)) = rx.recv().await else {
                     fed_all = true;
                     break;
@@ -373,8 +376,13 @@ impl Node {
     }
 }
 
-/// Files an import stores at once.
-const IMPORT_WINDOW: usize = 8;
+/// Files smaller than [`SMALL_FILE`] an import stores at once: each is a few round trips
+/// and fsyncs, and the more travel together the more of their messages, packets and
+/// database commits are shared (8 at once: 424-441 tiny tracks/s into 5 peers; 32: 469-606).
+const IMPORT_WINDOW: usize = 32;
+/// Files of [`SMALL_FILE`] or more stored at once, so memory stays a few pushes'.
+const MEDIUM_FILE_WINDOW: usize = 8;
+const SMALL_FILE: u64 = 1 << 20;
 /// A file this large is stored alone.
 const LARGE_FILE: u64 = 8 << 20;
 
