@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tracing::warn;
 
+/// Peers a catalog change that was news to us is passed on to.
+const CATALOG_RUMOR_FANOUT: usize = 2;
 /// How long a freshly stored blob is safe from repair while its catalog entry travels.
 const PROTECT_FOR: Duration = Duration::from_secs(60);
 pub(super) const MAX_CLOCK_SKEW_MS: u64 = 3_600_000;
@@ -315,11 +317,32 @@ impl Node {
         (changed, acked)
     }
 
-    /// Stores entries that changed and sends them to every peer but `from`.
+    /// Stores entries that changed and sends them on: our own writes (`from` is None) to
+    /// every peer, news from a peer to a few random others (a rumor). The writer already sent
+    /// its change to every peer it is linked to, so passing news on to all made N² messages
+    /// per change (at 5 peers, most of an import's control traffic); the rumor only covers a
+    /// link the writer lacks, and anti-entropy whatever the rumor misses.
     pub(crate) fn persist_and_pass_on(&self, changed: Vec<CatalogEntry>, from: Option<PeerId>) {
         self.persist_entries(&changed);
         for b in super::catalog_sync::batches(changed) {
-            self.broadcast(Msg::Catalog(b), from);
+            match from {
+                None => self.broadcast(Msg::Catalog(b), None),
+                Some(from) => self.rumor(Msg::Catalog(b), from),
+            }
+        }
+    }
+
+    /// Sends `msg` to a few random linked peers other than `from`.
+    fn rumor(&self, msg: Msg, from: PeerId) {
+        use rand::seq::IteratorRandom;
+        let st = self.state();
+        let targets = st
+            .links
+            .iter()
+            .filter(|(id, _)| **id != from)
+            .choose_multiple(&mut rand::rng(), CATALOG_RUMOR_FANOUT);
+        for (_, link) in targets {
+            let _ = link.control.send(msg.clone());
         }
     }
 
