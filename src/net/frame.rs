@@ -133,6 +133,55 @@ mod tests {
         ));
     }
 
+    /// The largest entry a valid peer can make (the longest name, every tag at its limit, a
+    /// cover, a tombstone acked by 1,024 peers) fits the frames that carry one entry, and a
+    /// batch of them fits the catalog frames: the limits are sized by the entry, not the catalog.
+    #[test]
+    fn the_largest_entry_fits_its_frames() {
+        use crate::id::PeerId;
+        use crate::store::catalog::{CoverRef, MAX_NAME_BYTES, validate_entry};
+        use crate::store::track_tags::MAX_TAG_BYTES;
+        let tag = || Some("é".repeat(MAX_TAG_BYTES / 2));
+        let mut e = crate::store::catalog::sample_entry(&"n".repeat(MAX_NAME_BYTES));
+        e.tags.title = tag();
+        e.tags.artist = tag();
+        e.tags.album = tag();
+        e.tags.album_artist = tag();
+        e.tags.genre = tag();
+        e.tags.track = Some(u32::MAX);
+        e.tags.disc = Some(u32::MAX);
+        e.tags.year = Some(u16::MAX);
+        e.pushed_by = "p".repeat(64);
+        e.cover = Some(CoverRef {
+            hash: [9; 32],
+            size: crate::store::catalog::MAX_COVER_BYTES,
+        });
+        e.tombstone = true;
+        e.tombstone_acks = (0..1024u32)
+            .map(|i| PeerId(*blake3::hash(&i.to_le_bytes()).as_bytes()))
+            .collect();
+        assert_eq!(validate_entry(&e), Ok(()));
+        let fits = |m: &Msg| {
+            let f = encode(m);
+            let (kind, len) = decode_header(&f[..HEADER_LEN].try_into().unwrap()).unwrap();
+            assert_eq!(len, f.len() - HEADER_LEN);
+            assert!(decode_body(kind, &f[HEADER_LEN..]).is_ok());
+        };
+        fits(&Msg::Store {
+            entry: Box::new(e.clone()),
+            chain: vec![PeerId([1; 32]); 16],
+        });
+        fits(&Msg::CatalogCheck {
+            entry: Box::new(e.clone()),
+        });
+        let batches = crate::node::catalog_batches(vec![e; 1000]);
+        assert!(batches.len() > 1);
+        for b in batches {
+            fits(&Msg::Catalog(b.clone()));
+            fits(&Msg::CatalogItems(b));
+        }
+    }
+
     #[test]
     fn roundtrip() {
         let m = Msg::Heartbeat(Heartbeat {

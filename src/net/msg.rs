@@ -174,6 +174,9 @@ pub enum Msg {
 }
 
 const KB: usize = 1024;
+/// A frame that carries one catalog entry: its name and tags are at most a few KiB, its
+/// tombstone's acks 33 bytes a peer.
+const ENTRY_FRAME: usize = 256 * KB;
 
 /// Kinds that may open a stream after the handshake.
 pub const STREAM_OPENERS: &[u8] = &[3, 10, 12, 15, 16, 19, 29];
@@ -267,30 +270,31 @@ impl Msg {
             4 => 256 * KB,
             5 => 64,
             6 => 64,
-            // Frames of about 1 MiB; one entry of a very long track (its chunk hashes) may be more.
-            7 => 16 * KB * KB,
+            // Batches of about 1 MiB of entries (an entry is a few KiB: no chunk hashes).
+            7 => 2 * KB * KB,
             8 => 64,
             // A page of 16,384 blobs.
             9 => 1024 * KB,
             10 => 64,
             11 => 64,
-            12 => 8 * KB * KB,
+            12 => ENTRY_FRAME,
             13 => 64 * KB,
             14 => 4 * KB,
             15 => 64,
             16 => 64,
             17 => 16,
             18 => 128,
-            19 => 8 * KB * KB,
+            19 => ENTRY_FRAME,
             20 => 64 * KB * KB,
             21 => 64,
             22 => 256 * KB,
             23 => 64,
-            24 => 8 * KB * KB,
+            // One blob per delta.
+            24 => 64 * KB,
             25 => 64,
             26 => 16,
             27 => KB * KB,
-            28 => 16 * KB * KB,
+            28 => 2 * KB * KB,
             29 => 16,
             30 => 16,
             31 => 64,

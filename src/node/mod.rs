@@ -4,6 +4,8 @@
 
 mod blob_range;
 mod catalog_sync;
+#[cfg(test)]
+pub(crate) use catalog_sync::batches as catalog_batches;
 mod conn;
 mod control_queue;
 mod disk_full;

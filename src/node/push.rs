@@ -484,6 +484,12 @@ impl Node {
                 .cloned()
                 .collect()
         };
+        // One frame's worth (the name's own entries come first): a content stored under
+        // thousands of names must not make an answer the pusher refuses to read.
+        let entries = super::catalog_sync::batches(entries)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
         frame::write_frame(send, &Msg::Catalog(entries)).await?;
         let _ = send.finish();
         Ok(())
