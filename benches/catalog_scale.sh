@@ -67,7 +67,7 @@ settle() {
 settle
 
 sox -n -r 8000 -b 8 -c 1 "$WORK/fresh.wav" synth 0.05 sine 440 2>/dev/null ||
-  cp "$(ls "$WORK"/files/*.wav | head -1)" "$WORK/fresh.wav"
+  cp "$(find "$WORK/files" -name '*.wav' -print -quit)" "$WORK/fresh.wav"
 t0=$(now)
 MEFF_DATA_DIR="$WORK/p2" "$MEFF" push fresh-track "$WORK/fresh.wav" >/dev/null
 echo "  (the push command itself returned after $(since "$t0") s)"
