@@ -2,7 +2,7 @@
 //! its hash, so a copy that rotted on disk is found (and dropped, so repair copies a good one
 //! here again) before anyone needs it, not when a friend's stream hits it. It rebuilds the
 //! blob's outboard on the way and puts back one that is missing (a data dir of an older
-//! release) or rotten.
+//! release) or rotten, and at the end of each pass removes outboards whose blob is gone.
 
 use super::Node;
 use crate::store::blobs::Hash;
@@ -13,6 +13,9 @@ use std::time::Duration;
 /// Bytes per second the scrub reads: BLAKE3 at this rate is well under 1% of a core.
 const SCRUB_RATE: u64 = 8 << 20;
 const PIECE: usize = 1 << 20;
+/// An outboard without its blob is removed at the end of a pass once it is this old (a
+/// commit renames its outboard a moment before its blob).
+const ORPHAN_GRACE: Duration = Duration::from_secs(600);
 /// Pause between passes, and when nothing is held.
 const IDLE: Duration = Duration::from_secs(10);
 /// At least this long per blob: opening and reading a file costs something however small it
@@ -38,6 +41,15 @@ impl Node {
                 };
                 let Some(hash) = next else {
                     after = None;
+                    let n = node.clone();
+                    let orphans = tokio::task::spawn_blocking(move || {
+                        n.inner.blobs.remove_orphan_outboards(ORPHAN_GRACE)
+                    })
+                    .await
+                    .unwrap_or(0);
+                    if orphans > 0 {
+                        tracing::info!("removed {orphans} outboards whose blob was gone");
+                    }
                     tokio::select! {
                         _ = node.stopped() => return,
                         _ = tokio::time::sleep(IDLE) => continue,

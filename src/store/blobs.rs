@@ -129,6 +129,33 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Removes outboards whose blob is gone (a crash between the outboard's rename and the
+    /// blob's, or a blob rename that failed) and that are older than `grace`: a commit under
+    /// way renames its outboard a moment before its blob, and that one must stay. Returns how
+    /// many went.
+    pub fn remove_orphan_outboards(&self, grace: std::time::Duration) -> usize {
+        let Ok(rd) = std::fs::read_dir(&self.outboards) else {
+            return 0;
+        };
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        for e in rd.flatten() {
+            let Some(h) = parse_hex(&e.file_name().to_string_lossy()) else {
+                continue;
+            };
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > grace);
+            if old && !self.has(&h) && std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     pub fn has(&self, h: &Hash) -> bool {
         self.path(h).is_file()
     }
@@ -333,13 +360,46 @@ mod tests {
         std::fs::remove_file(store.outboard_path(&h)).unwrap();
         assert_eq!(store.read_outboard(&h, data.len() as u64), None);
         assert_eq!(store.build_outboard(&h).unwrap(), Some(outboard.clone()));
-        assert_eq!(store.read_outboard(&h, data.len() as u64), Some(outboard));
+        assert_eq!(
+            store.read_outboard(&h, data.len() as u64),
+            Some(outboard.clone())
+        );
         let mut rotten = data.clone();
         rotten[50_000] ^= 1;
         std::fs::write(store.path(&h), &rotten).unwrap();
         assert_eq!(store.build_outboard(&h).unwrap(), None);
         std::fs::remove_file(store.path(&h)).unwrap();
         assert_eq!(store.build_outboard(&h).unwrap(), None, "a blob not held");
+
+        // An outboard left without its blob goes once it is older than the grace period.
+        store.put_outboard(&h, &outboard).unwrap();
+        let (fresh, _) = crate::store::outboard::outboard_of(&data[..90_000]);
+        store.put_outboard(&fresh, &outboard).unwrap();
+        let (kept, kept_outboard) = crate::store::outboard::outboard_of(&data[..80_000]);
+        let mut w = store.begin(&kept, 80_000).unwrap();
+        w.write(&data[..80_000]).unwrap();
+        w.commit().unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for x in [&h, &kept] {
+            std::fs::File::options()
+                .write(true)
+                .open(store.outboard_path(x))
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        assert_eq!(
+            store.remove_orphan_outboards(std::time::Duration::from_secs(600)),
+            1
+        );
+        assert!(!store.outboard_path(&h).exists(), "old orphan kept");
+        assert!(
+            store.outboard_path(&fresh).exists(),
+            "a fresh one may be a commit under way"
+        );
+        assert_eq!(store.read_outboard(&kept, 80_000), Some(kept_outboard));
+        store.remove(&kept);
+        store.remove(&fresh);
 
         // A short upload is refused, whatever its hash.
         let mut w = store.begin(&h, data.len() as u64).unwrap();
