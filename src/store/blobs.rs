@@ -4,7 +4,7 @@
 //! the same pass and stored first, so a blob under its name always has one (a data dir of an
 //! older release has none: they are built when first needed).
 
-use super::fsutil::sync_dir;
+use super::fsutil::DirSync;
 use super::outboard::{OutboardBuilder, outboard_len};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeSet;
@@ -34,6 +34,8 @@ pub struct BlobStore {
     /// Bytes of all stored blobs: counted once at open, then kept as blobs come and go, so
     /// `status` never scans the directory.
     bytes: Arc<AtomicU64>,
+    dir_sync: Arc<DirSync>,
+    outboards_sync: Arc<DirSync>,
 }
 
 impl BlobStore {
@@ -52,6 +54,8 @@ impl BlobStore {
         let mut store = BlobStore {
             dir: dir.to_path_buf(),
             tmp,
+            dir_sync: Arc::new(DirSync::new(dir)),
+            outboards_sync: Arc::new(DirSync::new(&outboards)),
             outboards,
             bytes: Arc::new(AtomicU64::new(0)),
         };
@@ -199,7 +203,11 @@ impl BlobStore {
             .join(format!("{}.{}", hex(h), rand::random::<u64>()));
         let file = super::fsutil::create_new_private(&tmp)?;
         Ok(BlobWriter {
-            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            // A tiny blob does not need a buffer of a MiB.
+            file: Some(std::io::BufWriter::with_capacity(
+                (size as usize).clamp(8 << 10, 1 << 20),
+                file,
+            )),
             tmp,
             target: self.path(h),
             outboard_tmp: self
@@ -211,6 +219,8 @@ impl BlobStore {
             committed: false,
             written: 0,
             store_bytes: self.bytes.clone(),
+            dir_sync: self.dir_sync.clone(),
+            outboards_sync: self.outboards_sync.clone(),
         })
     }
 }
@@ -227,6 +237,8 @@ pub struct BlobWriter {
     committed: bool,
     written: u64,
     store_bytes: Arc<AtomicU64>,
+    dir_sync: Arc<DirSync>,
+    outboards_sync: Arc<DirSync>,
 }
 
 impl BlobWriter {
@@ -263,7 +275,7 @@ impl BlobWriter {
             }
             std::fs::rename(&self.outboard_tmp, &self.outboard_target)
                 .context("cannot store outboard")?;
-            sync_dir(&self.outboard_target);
+            self.outboards_sync.sync();
         }
         let replaces = self.target.exists();
         std::fs::rename(&self.tmp, &self.target).context("cannot store blob")?;
@@ -271,7 +283,7 @@ impl BlobWriter {
         if !replaces {
             self.store_bytes.fetch_add(self.written, Ordering::Relaxed);
         }
-        sync_dir(&self.target);
+        self.dir_sync.sync();
         Ok(())
     }
 }
