@@ -11,6 +11,7 @@ mod control_queue;
 mod disk_full;
 mod fetch;
 mod gossip;
+mod held_news;
 mod import;
 pub use import::{ImportOutcome, ImportReport, PreparedFile, prepare_file};
 pub use listen::{QueueEvent, QueueRequest};
@@ -145,6 +146,8 @@ pub(crate) struct State {
     pub held: BTreeSet<Hash>,
     /// Fingerprint of `held`, kept up to date: what our holdings digest is made of.
     pub held_fp: crate::store::recon::RangeFp,
+    /// Changes to `held` not yet told to peers (see `held_news`).
+    pub held_pending: held_news::PendingHeld,
     /// Blobs repair must not drop yet: just stored for an entry (name, version) whose catalog
     /// write may not have arrived; protected until it has, or until the instant.
     pub protected: HashMap<Hash, (Instant, String, crate::store::catalog::Version)>,
@@ -223,6 +226,8 @@ pub(crate) struct Inner {
     pub tasks: tokio_util::task::TaskTracker,
     /// Declared before the lock: its drop commits what is queued while the data dir is ours.
     pub db_writes: crate::store::db_writer::DbWriter,
+    /// Wakes the teller of holdings changes.
+    pub held_news: tokio::sync::Notify,
     _lock: lock::DataDirLock,
 }
 
@@ -418,6 +423,7 @@ impl Node {
                     held_seq: now_ms() << 20,
                     held_fp: crate::mesh::holdings::fingerprint(&held),
                     held,
+                    held_pending: Default::default(),
                     protected: HashMap::new(),
                     in_flight: HashMap::new(),
                     peer_load: HashMap::new(),
@@ -456,6 +462,7 @@ impl Node {
                 left: std::sync::OnceLock::new(),
                 tasks: tokio_util::task::TaskTracker::new(),
                 db_writes,
+                held_news: tokio::sync::Notify::new(),
                 _lock: lock,
             }),
         };
@@ -463,6 +470,7 @@ impl Node {
         node.spawn_maintenance();
         node.spawn_scrub();
         node.spawn_memory_trim();
+        node.spawn_held_news();
         if upgraded {
             node.spawn_outboard_migration();
         }

@@ -143,9 +143,11 @@ impl Node {
             .iter()
             .map(|i| (item_db_key(i), i.clone()))
             .collect();
-        self.inner
-            .db_writes
-            .submit(crate::store::db::Write::playlists(&rows));
+        let write = crate::store::db::Write::playlists(&rows);
+        match from {
+            None => self.inner.db_writes.submit_now(write),
+            Some(_) => self.inner.db_writes.submit(write),
+        }
         self.broadcast(Msg::Playlists(changed), from);
     }
 

@@ -7,11 +7,11 @@ use crate::mesh::liveness::PeerState;
 use crate::mesh::placement::Candidate;
 use crate::net::msg::Msg;
 use crate::store::blobs::{Hash, hex};
-use crate::store::catalog::{CatalogEntry, Version, db_key, validate_entry};
+use crate::store::catalog::{CatalogEntry, EntryKey, Version, db_key, validate_entry};
 use crate::store::library;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tracing::warn;
@@ -250,8 +250,27 @@ impl Node {
 
     /// Apply entries (ours or from `from`), persist what changed, pass it on.
     pub(crate) fn apply_catalog(&self, entries: Vec<CatalogEntry>, from: Option<PeerId>) {
-        let (changed, _) = self.merge_entries(entries);
-        self.persist_and_pass_on(changed, from);
+        let (changed, acked) = self.merge_entries(entries);
+        let Some(from) = from else {
+            self.persist_and_pass_on(changed, None);
+            return;
+        };
+        self.persist_entries(&changed, false);
+        // Our ack of a tombstone is our own write: every peer must hear it.
+        let acked_keys: HashSet<EntryKey> = acked.iter().map(|e| e.key()).collect();
+        for b in super::catalog_sync::batches(acked) {
+            self.broadcast(Msg::Catalog(b), None);
+        }
+        // News straight from its writer reached every peer the writer is linked to: passing
+        // it on again would only repeat it (at 5 peers, 8 more messages a track of an
+        // import). News that came by way of another peer is passed on.
+        let relayed: Vec<CatalogEntry> = changed
+            .into_iter()
+            .filter(|e| e.version.peer != from && !acked_keys.contains(&e.key()))
+            .collect();
+        for b in super::catalog_sync::batches(relayed) {
+            self.rumor(Msg::Catalog(b), from);
+        }
     }
 
     /// Apply entries a reconciliation round brought: persisted, and passed on only where we
@@ -259,13 +278,14 @@ impl Node {
     /// on the whole catalog to every peer would send it N times over).
     pub(crate) fn apply_catalog_quietly(&self, entries: Vec<CatalogEntry>) {
         let (changed, acked) = self.merge_entries(entries);
-        self.persist_entries(&changed);
+        self.persist_entries(&changed, false);
         for b in super::catalog_sync::batches(acked) {
             self.broadcast(Msg::Catalog(b), None);
         }
     }
 
-    fn persist_entries(&self, changed: &[CatalogEntry]) {
+    /// Saves entries; `own` (this peer's writes) commit at once, news waits for company.
+    fn persist_entries(&self, changed: &[CatalogEntry], own: bool) {
         if changed.is_empty() {
             return;
         }
@@ -273,9 +293,12 @@ impl Node {
             .iter()
             .map(|e| (db_key(&e.key()), e.clone()))
             .collect();
-        self.inner
-            .db_writes
-            .submit(crate::store::db::Write::catalog(&rows, &[]));
+        let write = crate::store::db::Write::catalog(&rows, &[]);
+        if own {
+            self.inner.db_writes.submit_now(write);
+        } else {
+            self.inner.db_writes.submit(write);
+        }
     }
 
     /// Merges entries; returns those that changed, and those of them that changed because we
@@ -323,7 +346,7 @@ impl Node {
     /// per change (at 5 peers, most of an import's control traffic); the rumor only covers a
     /// link the writer lacks, and anti-entropy whatever the rumor misses.
     pub(crate) fn persist_and_pass_on(&self, changed: Vec<CatalogEntry>, from: Option<PeerId>) {
-        self.persist_entries(&changed);
+        self.persist_entries(&changed, from.is_none());
         for b in super::catalog_sync::batches(changed) {
             match from {
                 None => self.broadcast(Msg::Catalog(b), None),
@@ -361,28 +384,11 @@ impl Node {
         }
     }
 
-    /// Tells every peer what changed in our holdings: a delta, not the whole set (which at
-    /// 100,000 tracks is megabytes per stored blob).
-    fn broadcast_held_change(&self, added: Vec<Hash>, removed: Vec<Hash>) {
-        let seq = {
-            let mut st = self.state();
-            st.held_seq += 1;
-            st.held_seq
-        };
-        self.broadcast(
-            Msg::HoldingsDelta {
-                seq,
-                added,
-                removed,
-            },
-            None,
-        );
-    }
-
     /// Our whole holdings, in pages (see [`holdings_pages`](crate::mesh::holdings_pages)).
     fn send_holdings(&self, peer: PeerId) {
         let pages = {
-            let st = self.state();
+            let mut st = self.state();
+            super::held_news::tell_pending(&mut st);
             crate::mesh::holdings_pages::pages(st.held_seq, st.held.iter())
         };
         for (seq, held, more) in pages {
@@ -421,7 +427,8 @@ impl Node {
     /// per round), so its cost per peer does not grow with the mesh.
     pub(crate) fn storage_gossip(&self, targets: &[PeerId]) {
         let (digest, held_seq, held_digest) = {
-            let st = self.state();
+            let mut st = self.state();
+            super::held_news::tell_pending(&mut st);
             (
                 st.catalog.digest(),
                 st.held_seq,
@@ -578,7 +585,7 @@ impl Node {
             );
         }
         if newly {
-            self.broadcast_held_change(vec![entry.hash], Vec::new());
+            self.held_changed(Some(entry.hash), None);
         }
     }
 
@@ -634,7 +641,7 @@ impl Node {
             removed
         };
         if removed {
-            self.broadcast_held_change(Vec::new(), vec![*hash]);
+            self.held_changed(None, Some(*hash));
         }
     }
 
