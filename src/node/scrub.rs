@@ -21,6 +21,9 @@ const IDLE: Duration = Duration::from_secs(10);
 /// At least this long per blob: opening and reading a file costs something however small it
 /// is, and 100,000 tiny blobs checked back to back would keep a core busy.
 const PER_BLOB: Duration = Duration::from_millis(20);
+/// Blobs checked per wake-up of the blocking thread: one hop to it and back per blob, 50
+/// times a second, cost an idle peer more than the reading did.
+const BATCH: usize = 50;
 
 impl Node {
     pub(crate) fn spawn_scrub(&self) {
@@ -28,18 +31,19 @@ impl Node {
         self.spawn_task(async move {
             let mut after: Option<Hash> = None;
             loop {
-                let next = {
+                let batch: Vec<Hash> = {
                     let st = node.state();
-                    match after {
-                        Some(h) => st
-                            .held
-                            .range((std::ops::Bound::Excluded(h), std::ops::Bound::Unbounded))
-                            .next()
-                            .copied(),
-                        None => st.held.iter().next().copied(),
-                    }
+                    let from = match after {
+                        Some(h) => std::ops::Bound::Excluded(h),
+                        None => std::ops::Bound::Unbounded,
+                    };
+                    st.held
+                        .range((from, std::ops::Bound::Unbounded))
+                        .take(BATCH)
+                        .copied()
+                        .collect()
                 };
-                let Some(hash) = next else {
+                let Some(last) = batch.last().copied() else {
                     after = None;
                     let n = node.clone();
                     let orphans = tokio::task::spawn_blocking(move || {
@@ -55,30 +59,41 @@ impl Node {
                         _ = tokio::time::sleep(IDLE) => continue,
                     }
                 };
-                after = Some(hash);
+                after = Some(last);
                 let started = tokio::time::Instant::now();
-                let path = node.inner.blobs.path(&hash);
+                let floor = PER_BLOB * batch.len() as u32;
                 let stop = node.inner.shutdown.clone();
                 let n = node.clone();
-                let verdict = tokio::task::spawn_blocking(move || {
-                    let verdict = check_paced(&path, &hash, &stop);
-                    if let Some(Ok((size, outboard))) = &verdict
-                        && n.inner.blobs.read_outboard(&hash, *size).as_ref() != Some(outboard)
-                        && n.inner.blobs.put_outboard(&hash, outboard).is_ok()
-                    {
-                        tracing::info!("outboard of {} rebuilt", n.blob_label(&hash));
+                let rotten = tokio::task::spawn_blocking(move || {
+                    let mut rotten = Vec::new();
+                    for hash in batch {
+                        let verdict = check_paced(&n.inner.blobs.path(&hash), &hash, &stop);
+                        match verdict {
+                            Some(Ok((size, outboard)))
+                                if n.inner.blobs.read_outboard(&hash, size).as_ref()
+                                    != Some(&outboard)
+                                    && n.inner.blobs.put_outboard(&hash, &outboard).is_ok() =>
+                            {
+                                tracing::info!("outboard of {} rebuilt", n.blob_label(&hash));
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(())) => rotten.push(hash),
+                            None if stop.is_cancelled() => break,
+                            None => {}
+                        }
                     }
-                    verdict
+                    rotten
                 })
-                .await;
-                if let Ok(Some(Err(()))) = verdict
-                    && node.state().held.contains(&hash)
-                {
-                    node.drop_corrupt_blob(&hash);
+                .await
+                .unwrap_or_default();
+                for hash in rotten {
+                    if node.state().held.contains(&hash) {
+                        node.drop_corrupt_blob(&hash);
+                    }
                 }
                 tokio::select! {
                     _ = node.stopped() => return,
-                    _ = tokio::time::sleep_until(started + PER_BLOB) => {}
+                    _ = tokio::time::sleep_until(started + floor) => {}
                 }
             }
         });
