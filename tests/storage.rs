@@ -327,19 +327,8 @@ async fn a_corrupt_holder_is_detected_and_the_fetch_goes_elsewhere() {
         Duration::from_secs(600),
     )
     .await;
-    let holders = nodes[0]
-        .push("c", &fixture("tone.wav"), |_, _| {})
-        .await
-        .unwrap();
-    let original = std::fs::read(fixture("tone.wav")).unwrap();
-    let hash = blake3::hash(&original).to_hex().to_string();
-    let bad = nodes.iter().find(|n| n.id() == holders[0]).unwrap();
-    let blob = bad.data_dir().join("blobs").join(&hash);
-    let mut bytes = std::fs::read(&blob).unwrap();
-    bytes[70_000] ^= 0xff;
-    // And one in the second 16 KiB piece of the first chunk, which a stream checks alone.
-    bytes[20_000] ^= 0xff;
-    std::fs::write(&blob, &bytes).unwrap();
+    // One in the second 16 KiB piece of the first chunk too, which a stream checks alone.
+    let (original, _, _) = push_and_rot_a_copy(&nodes, "c", &[70_000, 20_000]).await;
     for n in nodes.iter() {
         let out = dir.path().join(format!("{}.wav", n.name()));
         let p = n.get("c", Some(&out), dir.path()).await.unwrap();
@@ -357,17 +346,7 @@ async fn a_corrupt_holder_is_detected_and_the_fetch_goes_elsewhere() {
 async fn the_scrub_finds_a_rotten_copy_nobody_read_and_repair_puts_a_good_one_back() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = mesh(&["a", "b", "c"], dir.path(), 2, Duration::from_secs(1)).await;
-    let holders = nodes[0]
-        .push("t", &fixture("tone.wav"), |_, _| {})
-        .await
-        .unwrap();
-    let original = std::fs::read(fixture("tone.wav")).unwrap();
-    let hash = blake3::hash(&original).to_hex().to_string();
-    let bad = nodes.iter().find(|n| n.id() == holders[0]).unwrap();
-    let blob = bad.data_dir().join("blobs").join(&hash);
-    let mut bytes = std::fs::read(&blob).unwrap();
-    bytes[1_000] ^= 0xff;
-    std::fs::write(&blob, &bytes).unwrap();
+    let (original, bad, blob) = push_and_rot_a_copy(&nodes, "t", &[1_000]).await;
     // Its scrub passes come every 10 s; nothing else reads the blob meanwhile.
     let healed = wait_for(Duration::from_secs(30), || {
         std::fs::read(&blob).is_ok_and(|b| b == original)
@@ -376,9 +355,32 @@ async fn the_scrub_finds_a_rotten_copy_nobody_read_and_repair_puts_a_good_one_ba
     assert!(
         healed.is_some(),
         "the rotten copy on {} was neither dropped nor replaced",
-        bad.name()
+        nodes[bad].name()
     );
     leave_all(&nodes).await;
+}
+
+/// Pushes tone.wav as `name` from the first node and flips the bytes at `at` in its first
+/// holder's copy; gives the file's bytes, that holder's index and the rotten blob's path.
+async fn push_and_rot_a_copy(
+    nodes: &[Node],
+    name: &str,
+    at: &[usize],
+) -> (Vec<u8>, usize, std::path::PathBuf) {
+    let holders = nodes[0]
+        .push(name, &fixture("tone.wav"), |_, _| {})
+        .await
+        .unwrap();
+    let original = std::fs::read(fixture("tone.wav")).unwrap();
+    let hash = blake3::hash(&original).to_hex().to_string();
+    let bad = nodes.iter().position(|n| n.id() == holders[0]).unwrap();
+    let blob = nodes[bad].data_dir().join("blobs").join(&hash);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    for &i in at {
+        bytes[i] ^= 0xff;
+    }
+    std::fs::write(&blob, &bytes).unwrap();
+    (original, bad, blob)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

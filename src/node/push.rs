@@ -319,7 +319,7 @@ impl Node {
             (key, stored)
         };
         let stored = stored.ok_or_else(|| anyhow!("the catalog refused '{}'", key.0))?;
-        self.persist_and_pass_on(vec![stored], None);
+        self.publish_own(vec![stored]);
         Ok(key)
     }
 
@@ -357,7 +357,7 @@ impl Node {
             st.catalog.apply(gone);
             st.catalog.by_key(key).cloned()
         };
-        self.persist_and_pass_on(gone.into_iter().collect(), None);
+        self.publish_own(gone.into_iter().collect());
     }
 
     /// Moves our entry at `key` to a new lineage under `to`, and removes it at `key`, in one
@@ -392,7 +392,7 @@ impl Node {
                 .collect();
             (new_key, writes)
         };
-        self.persist_and_pass_on(writes, None);
+        self.publish_own(writes);
         Ok(new_key)
     }
 

@@ -252,7 +252,7 @@ impl Node {
     pub(crate) fn apply_catalog(&self, entries: Vec<CatalogEntry>, from: Option<PeerId>) {
         let (changed, acked) = self.merge_entries(entries);
         let Some(from) = from else {
-            self.persist_and_pass_on(changed, None);
+            self.publish_own(changed);
             return;
         };
         self.persist_entries(&changed, false);
@@ -340,18 +340,13 @@ impl Node {
         (changed, acked)
     }
 
-    /// Stores entries that changed and sends them on: our own writes (`from` is None) to
-    /// every peer, news from a peer to a few random others (a rumor). The writer already sent
-    /// its change to every peer it is linked to, so passing news on to all made N² messages
-    /// per change (at 5 peers, most of an import's control traffic); the rumor only covers a
-    /// link the writer lacks, and anti-entropy whatever the rumor misses.
-    pub(crate) fn persist_and_pass_on(&self, changed: Vec<CatalogEntry>, from: Option<PeerId>) {
-        self.persist_entries(&changed, from.is_none());
+    /// Stores our own writes at once and sends them to every peer. News from a peer is
+    /// handled by [`Node::apply_catalog`]: the writer already sent it to every peer it is
+    /// linked to, so it is passed on only when it came by way of another peer.
+    pub(crate) fn publish_own(&self, changed: Vec<CatalogEntry>) {
+        self.persist_entries(&changed, true);
         for b in super::catalog_sync::batches(changed) {
-            match from {
-                None => self.broadcast(Msg::Catalog(b), None),
-                Some(from) => self.rumor(Msg::Catalog(b), from),
-            }
+            self.broadcast(Msg::Catalog(b), None);
         }
     }
 
