@@ -129,7 +129,14 @@ pub const HELP: &str = "commands:
 
 /// Runs `cmd`; returns the exit status (0 done, 1 failed).
 pub async fn execute(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> i32 {
-    match run(node, cmd, cwd, out).await {
+    let saves = saves_something(&cmd);
+    let result = run(node, cmd, cwd, out).await;
+    if saves {
+        // The user is told a change is done only once it is on disk: a crash or a kill right
+        // after the command keeps it (a failed import may still have saved part of its work).
+        node.saved().await;
+    }
+    match result {
         Ok(()) => 0,
         Err(CmdError(msg, code)) => {
             out.err(format!("error: {msg}"));
@@ -252,6 +259,16 @@ fn reads_catalog(cmd: &PeerCmd) -> bool {
             | PeerCmd::Play { .. }
             | PeerCmd::Playlist { .. }
     )
+}
+
+/// Commands whose effect the peer writes to its database.
+fn saves_something(cmd: &PeerCmd) -> bool {
+    use super::args::PlaylistAction;
+    match cmd {
+        PeerCmd::Push { .. } | PeerCmd::Import { .. } | PeerCmd::Remove { .. } => true,
+        PeerCmd::Playlist { action } => !matches!(action, PlaylistAction::Ls { .. }),
+        _ => false,
+    }
 }
 
 async fn run(node: &Node, cmd: PeerCmd, cwd: &Path, out: &Output) -> Result<(), CmdError> {

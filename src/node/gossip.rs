@@ -616,8 +616,7 @@ impl Node {
                 self.inner.tasks.len()
             );
         }
-        let node = self.clone();
-        let _ = tokio::task::spawn_blocking(move || node.inner.db_writes.flush()).await;
+        self.saved().await;
         Some(handed)
     }
 }

@@ -513,6 +513,13 @@ impl Node {
         Ok(node)
     }
 
+    /// Returns once every database write queued so far is committed (an fsync): a command
+    /// that changed something answers only then.
+    pub async fn saved(&self) {
+        let node = self.clone();
+        let _ = tokio::task::spawn_blocking(move || node.inner.db_writes.flush()).await;
+    }
+
     pub fn id(&self) -> PeerId {
         self.inner.identity.id
     }

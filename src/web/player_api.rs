@@ -355,6 +355,7 @@ pub async fn upload(
     }
     drop(w);
     let pushed = web.node.push_with(&name, &path, replace, |_, _| {}).await;
+    web.node.saved().await;
     drop(guard);
     match pushed {
         Ok(p) => json_response(

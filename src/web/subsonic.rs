@@ -241,6 +241,18 @@ fn song_names(m: &Model, p: &Params, param: &str) -> Result<Vec<String>, ApiErro
 
 /// Answers the non-media call `method`; None when there is no such call.
 pub async fn answer(web: &Web, method: &str, p: &Params) -> Option<Answer> {
+    let answer = answer_unsaved(web, method, p).await;
+    if matches!(
+        method,
+        "createPlaylist" | "updatePlaylist" | "deletePlaylist"
+    ) {
+        // A client told "ok" keeps its change even if the peer is killed right after.
+        web.node.saved().await;
+    }
+    answer
+}
+
+async fn answer_unsaved(web: &Web, method: &str, p: &Params) -> Option<Answer> {
     let m = web.model();
     let m = &*m;
     Some(match method {
