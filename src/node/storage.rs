@@ -670,22 +670,19 @@ impl Node {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
         let writer = tokio::task::spawn_blocking(move || -> Result<()> {
             use std::io::Write;
-            // Chunks are 64 KiB: written as they come, and every WRITEBACK bytes handed to the
-            // disk at once, so the closing fsync does not wait for the whole file.
-            const WRITEBACK: u64 = 8 << 20;
-            let mut f = file;
-            let (mut pos, mut synced) = (0u64, 0u64);
+            if special {
+                let mut f = file;
+                while let Some(chunk) = rx.blocking_recv() {
+                    f.write_all(&chunk)?;
+                }
+                return Ok(());
+            }
+            // Around the page cache: the closing fsync does not wait for the whole file.
+            let mut f = crate::store::direct_write::DirectWriter::new(file);
             while let Some(chunk) = rx.blocking_recv() {
                 f.write_all(&chunk)?;
-                pos += chunk.len() as u64;
-                if !special && pos - synced >= WRITEBACK {
-                    crate::store::fsutil::start_writeback(&f, synced, pos - synced);
-                    synced = pos;
-                }
             }
-            if !special {
-                f.sync_all()?;
-            }
+            f.finish()?.sync_all()?;
             Ok(())
         });
         let fetched = self.fetch_verified(&entry, tx, true, |_| {}).await;

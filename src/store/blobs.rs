@@ -4,6 +4,7 @@
 //! the same pass and stored first, so a blob under its name always has one (a data dir of an
 //! older release has none: they are built when first needed).
 
+use super::direct_write::DirectWriter;
 use super::fsutil::DirSync;
 use super::outboard::{OutboardBuilder, outboard_len};
 use anyhow::{Context, Result, bail};
@@ -203,11 +204,7 @@ impl BlobStore {
             .join(format!("{}.{}", hex(h), rand::random::<u64>()));
         let file = super::fsutil::create_new_private(&tmp)?;
         Ok(BlobWriter {
-            // A tiny blob does not need a buffer of a MiB.
-            file: Some(std::io::BufWriter::with_capacity(
-                (size as usize).clamp(8 << 10, 1 << 20),
-                file,
-            )),
+            file: Some(BlobFile::new(file, size)),
             tmp,
             target: self.path(h),
             outboard_tmp: self
@@ -227,7 +224,7 @@ impl BlobStore {
 
 /// A blob being written. Dropped without `commit`, it leaves nothing behind.
 pub struct BlobWriter {
-    file: Option<std::io::BufWriter<std::fs::File>>,
+    file: Option<BlobFile>,
     tmp: PathBuf,
     target: PathBuf,
     outboard_tmp: PathBuf,
@@ -262,10 +259,7 @@ impl BlobWriter {
         if root != self.expected {
             bail!("content does not match its hash");
         }
-        let f = f
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .context("cannot write blob")?;
+        let f = f.into_file().context("cannot write blob")?;
         f.sync_all().context("cannot sync blob")?;
         // The outboard goes in before the blob's rename: a blob under its name always has it.
         if !outboard.is_empty() {
@@ -295,6 +289,45 @@ impl Drop for BlobWriter {
             let _ = std::fs::remove_file(&self.tmp);
         }
         let _ = std::fs::remove_file(&self.outboard_tmp);
+    }
+}
+
+/// Where a blob's bytes go while it is written.
+enum BlobFile {
+    /// A tiny blob: one write when done, a buffer its size.
+    Buffered(std::io::BufWriter<std::fs::File>),
+    /// A large one: around the page cache (see `direct_write`).
+    Direct(DirectWriter),
+}
+
+/// From this size on a blob is written directly; below it a synchronous write per block costs
+/// more than the copy it saves, and an import of tiny tracks is bound by its writes.
+const DIRECT_FROM: u64 = 1 << 20;
+
+impl BlobFile {
+    fn new(file: std::fs::File, size: u64) -> BlobFile {
+        if size >= DIRECT_FROM {
+            BlobFile::Direct(DirectWriter::new(file))
+        } else {
+            BlobFile::Buffered(std::io::BufWriter::with_capacity(
+                (size as usize).max(8 << 10),
+                file,
+            ))
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            BlobFile::Buffered(f) => f.write_all(data),
+            BlobFile::Direct(f) => f.write_all(data),
+        }
+    }
+
+    fn into_file(self) -> std::io::Result<std::fs::File> {
+        match self {
+            BlobFile::Buffered(f) => f.into_inner().map_err(|e| e.into_error()),
+            BlobFile::Direct(f) => f.finish(),
+        }
     }
 }
 

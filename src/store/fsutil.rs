@@ -176,28 +176,6 @@ impl DirSync {
     }
 }
 
-/// Asks the kernel to start writing `len` bytes of `f` from `offset` to disk now, without
-/// waiting: a large download's closing fsync then has little left to do, and the disk works
-/// while the network does. Best effort (Linux only; elsewhere the fsync does it all).
-pub fn start_writeback(f: &std::fs::File, offset: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor is open for the duration of the call (we borrow the File),
-        // and sync_file_range only reads its integer arguments.
-        unsafe {
-            libc::sync_file_range(
-                f.as_raw_fd(),
-                offset as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (f, offset, len);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ pub mod blobs;
 pub mod catalog;
 pub mod db;
 pub mod db_writer;
+pub mod direct_write;
 pub mod disk;
 pub mod fsutil;
 pub mod library;
