@@ -148,9 +148,13 @@ impl Node {
                 SEND_BATCH
             };
             if out.len() >= batch || (item.is_none() && !out.is_empty()) {
-                self.send_paced(send, &out).await?;
-                sent += out.len() as u64;
-                out.clear();
+                // Handed to quinn as is, not copied into its send buffer.
+                let batch = std::mem::replace(
+                    &mut out,
+                    Vec::with_capacity(SEND_BATCH + PIECE_BYTES as usize),
+                );
+                sent += batch.len() as u64;
+                self.send_paced(send, bytes::Bytes::from(batch)).await?;
             }
             if item.is_none() {
                 break;
@@ -169,17 +173,22 @@ impl Node {
     }
 
     /// Unpaced, the bytes go out in one write; paced, in small steady pieces.
-    async fn send_paced(&self, send: &mut quinn::SendStream, bytes: &[u8]) -> Result<()> {
+    async fn send_paced(
+        &self,
+        send: &mut quinn::SendStream,
+        mut bytes: bytes::Bytes,
+    ) -> Result<()> {
         let piece_len = if self.inner.upload_pacer.is_some() {
             PACE_PIECE
         } else {
             bytes.len().max(1)
         };
-        for piece in bytes.chunks(piece_len) {
+        while !bytes.is_empty() {
+            let piece = bytes.split_to(piece_len.min(bytes.len()));
             if let Some(p) = &self.inner.upload_pacer {
                 p.take(piece.len()).await;
             }
-            if let Err(e) = with_idle(send.write_all(piece)).await {
+            if let Err(e) = with_idle(send.write_chunk(piece)).await {
                 let _ = send.reset(2u32.into());
                 return Err(e);
             }
@@ -245,7 +254,7 @@ impl Node {
             };
             let n = piece.len();
             if let Some((next, (s, _))) = downstream.as_mut()
-                && let Err(e) = with_idle(s.write_all(&piece)).await
+                && let Err(e) = with_idle(s.write_chunk(piece.clone())).await
             {
                 let next = *next;
                 failed.extend(chain.iter().map(|p| {
@@ -378,15 +387,17 @@ impl Node {
             Ok(x) => x,
             Err(e) => return all_failed(format!("{e:#}")),
         };
-        let mut buf = vec![0u8; IO_BUF];
+        let mut buf = bytes::BytesMut::new();
         let mut sent = 0u64;
         loop {
-            let n = match source.read(&mut buf).await {
+            // Each read gets its own buffer, handed to quinn without a copy.
+            buf.reserve(IO_BUF);
+            let n = match source.read_buf(&mut buf).await {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => return all_failed(e.to_string()),
             };
-            if let Err(e) = with_idle(s.write_all(&buf[..n])).await {
+            if let Err(e) = with_idle(s.write_chunk(buf.split().freeze())).await {
                 return all_failed(format!("upload failed: {e}"));
             }
             sent += n as u64;
