@@ -277,9 +277,14 @@ impl Liveness {
             }
             let silent = now.saturating_duration_since(t.last_heard);
             let grace = t.grace(&self.cfg);
+            // Dead only after a round of asks as a suspect: when the stretch falls (the dials
+            // in flight end), a silence allowed a moment ago can be past `dead_after` at once,
+            // and its friends were never asked.
+            let suspected_long_enough = t.state == PeerState::Suspect
+                && now.saturating_duration_since(t.since) >= self.cfg.ask_every;
             let next = if t.vouched(now) {
                 PeerState::Alive
-            } else if silent >= dead_after * grace {
+            } else if silent >= dead_after * grace && suspected_long_enough {
                 PeerState::Dead
             } else if silent >= suspect_after * grace {
                 PeerState::Suspect
