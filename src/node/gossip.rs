@@ -15,6 +15,10 @@ const TICK: Duration = Duration::from_millis(250);
 const ANTI_ENTROPY_EVERY: Duration = Duration::from_secs(2);
 const REDIAL_ALIVE_AFTER: Duration = Duration::from_secs(2);
 const RELAY_AFTER: Duration = Duration::from_secs(1);
+/// How long a direct dial may take before we ask a common friend to introduce us (stretched
+/// as `RELAY_AFTER` is while many dials are in flight): a dial across NATs that do not know
+/// each other yet needs the other side to dial at the same time.
+const INTRODUCE_AFTER: Duration = Duration::from_millis(250);
 const REPAIR_EVERY: Duration = Duration::from_millis(500);
 const MAX_UPGRADE_WAIT: Duration = Duration::from_secs(60);
 const REDIAL_DEAD_AFTER: Duration = Duration::from_secs(5);
@@ -29,7 +33,9 @@ const DEAD_REDIALERS: usize = 3;
 const ANTI_ENTROPY_FANOUT: usize = 3;
 /// Peers a record that was news to us is passed on to.
 const RUMOR_FANOUT: usize = 4;
-/// How long the higher id of a pair waits before punching towards a new member.
+/// How long the higher id of a pair waits before punching towards a new member (stretched
+/// while many dials are in flight: in a join storm the lower id's handshake takes longer, and
+/// a second handshake for the same pair is pure cost).
 const PUNCH_DEFER: Duration = Duration::from_millis(300);
 /// A peer whose table digest differs gets our whole table at most this often.
 const TABLE_RESEND_EVERY: Duration = Duration::from_secs(1);
@@ -191,6 +197,8 @@ impl Node {
                 st.members_dirty = true;
             }
         }
+        let stretch = dial_stretch(&self.state());
+        let punch_defer = PUNCH_DEFER * stretch;
         for (id, addrs) in punch {
             let node = self.clone();
             let defer = me > id;
@@ -199,14 +207,24 @@ impl Node {
                 // through at once (no NAT in the way) one handshake is made, not two; behind
                 // NATs the later packets still open our side for the other's retries.
                 if defer {
-                    tokio::time::sleep(PUNCH_DEFER).await;
-                    if node.is_connected(&id) {
+                    tokio::time::sleep(punch_defer).await;
+                }
+                // Marked as being dialed, so the redial tick does not dial it a second time
+                // (in a join storm that made 2.7 handshakes a pair); dialed as the tick would,
+                // with a relay if it does not land. A dial already in flight does not stop this
+                // one: it may be going to addresses that do not answer, and these are new.
+                {
+                    let mut st = node.state();
+                    let direct = st.links.get(&id).is_some_and(|l| {
+                        l.conn.close_reason().is_none() && !is_relay_addr(&l.conn.remote_address())
+                    });
+                    if direct {
                         return;
                     }
+                    st.dialing.insert(id);
+                    st.last_dial.insert(id, Instant::now());
                 }
-                if let Err(e) = node.dial(addrs, Some(id)).await {
-                    tracing::debug!("dial to new addresses of {} failed: {e:#}", id.short());
-                }
+                node.dial_member(id, addrs, false, stretch);
             });
         }
         if refute {
@@ -412,12 +430,7 @@ impl Node {
         }
         // Many handshakes in flight (a join storm) slow our peers' heartbeats as they slow
         // ours: allow up to 5 times the usual silence until they are done.
-        let joining = st
-            .dialing
-            .iter()
-            .filter(|id| st.live.state(id) != Some(PeerState::Dead))
-            .count();
-        let stretch = 1 + (joining.min(8) / 2) as u32;
+        let stretch = dial_stretch(&st);
         for (id, state) in st.live.tick_stretched(now, stretch) {
             match state {
                 PeerState::Dead => warn!("{} is dead", st.table.display_name(&id)),
@@ -498,40 +511,52 @@ impl Node {
             out
         };
         // As for heartbeats: while many dials are in flight, a slow answer is load, not a NAT.
-        let relay_after = {
-            let st = self.state();
-            let joining = st
-                .dialing
-                .iter()
-                .filter(|id| st.live.state(id) != Some(PeerState::Dead))
-                .count();
-            RELAY_AFTER * (1 + (joining.min(8) / 2) as u32)
-        };
+        let stretch = dial_stretch(&self.state());
         for (id, addrs, upgrade) in targets {
-            self.request_introduction(id);
-            // A peer on this machine is reached directly or not at all: no relay helps.
-            let local_only = addrs.iter().all(|a| a.ip().is_loopback());
-            if !upgrade && !local_only {
-                // A direct dial that has not answered within a second is unlikely to: start
-                // through a relay meanwhile. If the direct one lands later, it replaces it.
-                let node = self.clone();
-                self.spawn_task(async move {
-                    tokio::time::sleep(relay_after).await;
-                    if !node.is_connected(&id)
-                        && let Err(e) = node.dial_via_relay(id).await
-                    {
-                        tracing::debug!("relayed dial to {} failed: {e:#}", id.short());
-                    }
-                });
-            }
+            self.dial_member(id, addrs, upgrade, stretch);
+        }
+    }
+
+    /// Dials `id` (already marked in `dialing`, cleared when the dial ends); where it may be
+    /// behind a NAT, asks for an introduction and starts a relayed link if the direct dial
+    /// has not landed soon.
+    fn dial_member(&self, id: PeerId, addrs: Vec<SocketAddr>, upgrade: bool, stretch: u32) {
+        // A peer on this machine is reached directly or not at all: no relay helps.
+        let local_only = addrs.iter().all(|a| a.ip().is_loopback());
+        // Hole punching only for a dial that did not land soon: asked at once, the
+        // introduction made the other side dial back while our handshake was still in
+        // flight, two and more handshakes a pair (3.9 per pair as 64 peers formed).
+        if !local_only {
             let node = self.clone();
+            let wait = INTRODUCE_AFTER * stretch;
             self.spawn_task(async move {
-                if let Err(e) = node.dial(addrs, Some(id)).await {
-                    tracing::debug!("direct dial to {} failed: {e:#}", id.short());
+                tokio::time::sleep(wait).await;
+                if !node.is_connected_directly(&id) {
+                    node.request_introduction(id);
                 }
-                node.state().dialing.remove(&id);
             });
         }
+        if !upgrade && !local_only {
+            // A direct dial that has not answered within a second is unlikely to: start
+            // through a relay meanwhile. If the direct one lands later, it replaces it.
+            let node = self.clone();
+            let relay_after = RELAY_AFTER * stretch;
+            self.spawn_task(async move {
+                tokio::time::sleep(relay_after).await;
+                if !node.is_connected(&id)
+                    && let Err(e) = node.dial_via_relay(id).await
+                {
+                    tracing::debug!("relayed dial to {} failed: {e:#}", id.short());
+                }
+            });
+        }
+        let node = self.clone();
+        self.spawn_task(async move {
+            if let Err(e) = node.dial(addrs, Some(id)).await {
+                tracing::debug!("direct dial to {} failed: {e:#}", id.short());
+            }
+            node.state().dialing.remove(&id);
+        });
     }
 
     fn persist_members(&self) {
@@ -619,6 +644,18 @@ impl Node {
         self.saved().await;
         Some(handed)
     }
+}
+
+/// How much longer than usual things may take while dials to live members are in flight (a
+/// join storm): 1 with none, up to 5. Silences allowed, and the waits before a relay, an
+/// introduction or a second dial of a new pair, all grow with it.
+fn dial_stretch(st: &super::State) -> u32 {
+    let joining = st
+        .dialing
+        .iter()
+        .filter(|id| st.live.state(id) != Some(PeerState::Dead))
+        .count();
+    1 + (joining.min(8) / 2) as u32
 }
 
 #[cfg(test)]
