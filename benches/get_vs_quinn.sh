@@ -23,21 +23,7 @@ start() { # NAME [ARGS...]
   pids+=($!)
   for _ in $(seq 1 100); do grep -q '^invite:' "$WORK/$name.out" && break; sleep 0.1; done
 }
-python3 - "$WORK/track.wav" "$MB" <<'PY'
-import os, struct, sys
-path, mb = sys.argv[1], int(sys.argv[2])
-data = mb * 1024 * 1024 - 44
-with open(path, "wb") as f:
-    f.write(b"RIFF" + struct.pack("<I", 36 + data) + b"WAVE")
-    f.write(b"fmt " + struct.pack("<IHHIIHH", 16, 1, 2, 48000, 192000, 4, 16))
-    f.write(b"data" + struct.pack("<I", data))
-    left = data
-    block = os.urandom(1 << 20)
-    while left > 0:
-        n = min(left, len(block))
-        f.write(block[:n])
-        left -= n
-PY
+python3 benches/make_wav.py "$WORK/track.wav" "$MB"
 BYTES=$(stat -c %s "$WORK/track.wav")
 start a
 ticket=$(sed -n 's/^invite: //p' "$WORK/a.out")

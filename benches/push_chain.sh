@@ -33,21 +33,7 @@ cpu_of() { # PIDS: user+system seconds of those processes so far
   awk "BEGIN{print $t / $hz}"
 }
 for i in 1 2 3 4 5; do
-  python3 - "$WORK/track$i.wav" "$MB" "$i" <<'PY'
-import os, struct, sys
-path, mb, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-data = mb * 1024 * 1024 - 44
-with open(path, "wb") as f:
-    f.write(b"RIFF" + struct.pack("<I", 36 + data) + b"WAVE")
-    f.write(b"fmt " + struct.pack("<IHHIIHH", 16, 1, 2, 48000, 192000, 4, 16))
-    f.write(b"data" + struct.pack("<I", data))
-    block = bytes([seed]) + os.urandom((1 << 20) - 1)
-    left = data
-    while left > 0:
-        n = min(left, len(block))
-        f.write(block[:n])
-        left -= n
-PY
+  python3 benches/make_wav.py "$WORK/track$i.wav" "$MB" "$i"
 done
 phase() { # R
   local r=$1 dir="$WORK/r$1"

@@ -36,21 +36,7 @@ ip netns exec "$NS" ip link set lo up
 ip netns exec "$NS" tc qdisc add dev "$NS_IF" root tbf rate "$RATE" burst 64kb latency 100ms
 
 for i in 1 2 3; do
-  python3 - "$WORK/track$i.wav" "$MB" "$i" <<'PY'
-import os, struct, sys
-path, mb, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-data = mb * 1024 * 1024 - 44
-with open(path, "wb") as f:
-    f.write(b"RIFF" + struct.pack("<I", 36 + data) + b"WAVE")
-    f.write(b"fmt " + struct.pack("<IHHIIHH", 16, 1, 2, 48000, 192000, 4, 16))
-    f.write(b"data" + struct.pack("<I", data))
-    block = bytes([seed]) + os.urandom((1 << 20) - 1)
-    left = data
-    while left > 0:
-        n = min(left, len(block))
-        f.write(block[:n])
-        left -= n
-PY
+  python3 benches/make_wav.py "$WORK/track$i.wav" "$MB" "$i"
 done
 
 start() { # DIR NAME [netns] ARGS...
