@@ -38,8 +38,8 @@ impl DbWriter {
     }
 
     /// Queues a write of this peer's own (a push, a remove): its transaction commits as soon
-    /// as the writer gets to it, as every write did before gathering, so a crash right after
-    /// a command keeps what it did.
+    /// as the writer gets to it, without waiting [`GATHER`] for others. A command that must
+    /// not answer before it is on disk also calls `flush` (`Node::saved`).
     pub fn submit_now(&self, write: anyhow::Result<Write>) {
         self.queue(write, true);
     }
