@@ -132,7 +132,8 @@ impl Liveness {
             .peers
             .entry(id)
             .or_insert_with(|| Track::new(now, PeerState::Suspect));
-        t.last_heard = now;
+        // Evidence can be older than what was heard last (an ACK noted at the next check).
+        t.last_heard = t.last_heard.max(now);
         t.vouched_until = None;
         t.asked_at = None;
         t.answers_due = 0;

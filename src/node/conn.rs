@@ -19,6 +19,16 @@ use tracing::{debug, info, warn};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
+/// The next beat of this process's heartbeat clock (whole seconds since its first use).
+fn next_beat(now: Instant) -> tokio::time::Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(|| now);
+    let since = now.saturating_duration_since(epoch).as_millis();
+    let every = HEARTBEAT_EVERY.as_millis();
+    let next = epoch + Duration::from_millis(((since / every + 1) * every) as u64);
+    tokio::time::Instant::from_std(next)
+}
+
 /// The other side's version, when the TLS handshake settled on an older protocol than ours.
 fn older_protocol(conn: &quinn::Connection) -> Option<u16> {
     tls::negotiated_version(conn).filter(|v| *v < PROTOCOL_VERSION)
@@ -343,6 +353,7 @@ impl Node {
                 dialer,
                 incarnation,
                 control: tx,
+                acks_heard: 0,
             },
         );
         let was_dead = st.live.state(&peer) == Some(PeerState::Dead);
@@ -480,41 +491,48 @@ impl Node {
         mut recv: quinn::RecvStream,
         first: Option<Heartbeat>,
     ) {
-        // The dialer beats every second; the acceptor answers each beat at once, so its
-        // answer carries the ACK of the beat and a link costs three packets a second, not
-        // four (two beats on their own clocks, each with an ACK of its own).
-        let mut seq = 0u64;
+        // The dialer beats every second and the acceptor hears it alive by those beats. The
+        // dialer hears the acceptor by the QUIC ACKs of its beats (`note_acks_heard`), so an
+        // idle link costs two packets a second; the acceptor answers a beat only to tell a new
+        // load, which source choice reads.
         let (mut answer_to, writer) = match first {
             Some(hb) => {
                 self.heard_load(peer, hb.load);
                 self.heard_from(peer, &conn);
-                seq += 1;
-                let answered = frame::write_frame(&mut send, &self.heartbeat(seq, &conn)).await;
+                let answered = frame::write_frame(&mut send, &self.heartbeat(1, &conn)).await;
                 (answered.is_ok().then_some(send), None)
             }
             None => {
                 let node = self.clone();
                 let c = conn.clone();
                 let writer = self.inner.tasks.spawn(async move {
-                    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+                    // The first beat opens the stream at once; after it, every link of this
+                    // process beats on the same tick: one wake-up for all of them, not one each.
+                    let mut tick =
+                        tokio::time::interval_at(next_beat(Instant::now()), HEARTBEAT_EVERY);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     for seq in 1.. {
-                        tick.tick().await;
                         let hb = node.heartbeat(seq, &c);
                         if frame::write_frame(&mut send, &hb).await.is_err() || node.is_stopped() {
                             break;
                         }
+                        tick.tick().await;
                     }
                 });
                 (None, Some(writer))
             }
         };
+        let mut seq = 1u64;
+        let mut load_told = self.serving_now();
         loop {
             match frame::read_frame(&mut recv).await {
                 Ok(Msg::Heartbeat(hb)) => {
                     self.heard_load(peer, hb.load);
                     self.heard_from(peer, &conn);
                     // A peer that stopped reading our answers still tells us it is alive.
-                    if let Some(send) = answer_to.as_mut() {
+                    let load = self.serving_now();
+                    if let Some(send) = answer_to.as_mut().filter(|_| load != load_told) {
+                        load_told = load;
                         seq += 1;
                         if frame::write_frame(send, &self.heartbeat(seq, &conn))
                             .await
@@ -570,6 +588,20 @@ impl Node {
         }
         if let Some(change) = st.live.heard(peer, Instant::now()) {
             info!("{} is {}", st.table.display_name(&peer), change.as_str());
+        }
+    }
+
+    /// A peer that acknowledged anything since the last check (`since`) was alive then: how
+    /// the dialer of a link hears its acceptor, which does not answer every heartbeat.
+    pub(crate) fn note_acks_heard(st: &mut super::State, since: Instant) {
+        for (id, link) in st.links.iter_mut() {
+            let acks = link.conn.stats().frame_rx.acks;
+            if acks > link.acks_heard {
+                link.acks_heard = acks;
+                if let Some(change) = st.live.heard(*id, since) {
+                    info!("{} is {}", st.table.display_name(id), change.as_str());
+                }
+            }
         }
     }
 

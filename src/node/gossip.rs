@@ -427,6 +427,7 @@ impl Node {
             if gap > TICK * 2 {
                 st.live.pause(gap - TICK, now);
             }
+            Node::note_acks_heard(&mut st, last);
         }
         // Many handshakes in flight (a join storm) slow our peers' heartbeats as they slow
         // ours: allow up to 5 times the usual silence until they are done.

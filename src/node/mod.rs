@@ -117,6 +117,8 @@ pub(crate) struct PeerLink {
     pub dialer: PeerId,
     pub incarnation: u64,
     pub control: control_queue::ControlTx,
+    /// ACK frames the peer had sent on this link at the last liveness check.
+    pub acks_heard: u64,
 }
 
 pub(crate) struct State {
