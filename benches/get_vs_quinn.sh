@@ -5,12 +5,12 @@
 #  - bare quinn: `examples/bare_quinn.rs`, two processes, quinn's default transport config,
 #    the same number of bytes over one stream, memory to memory.
 # Alternating runs, 5 each; medians and their ratio.
-#   bash benches/get_vs_quinn.sh [MiB]
+#   bash benches/get_vs_quinn.sh [MiB]   (MEFF_BIN=PATH to measure another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MB="${1:-256}"
 cargo build --release --quiet --bin meff --example bare_quinn
-MEFF="$PWD/target/release/meff"
+MEFF="${MEFF_BIN:-$PWD/target/release/meff}"
 BARE="$PWD/target/release/examples/bare_quinn"
 WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/meff-get.XXXXXX")"
 pids=()

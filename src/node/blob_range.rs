@@ -5,11 +5,8 @@
 
 use super::Node;
 use crate::store::blobs::Hash;
-use crate::store::outboard::{Expect, RangeVerifier, outboard_pair, piece_start};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-
-/// Disk reads this big: one blocking hop per 256 KiB, not per 16 KiB piece.
-const READ_BUF: usize = 256 * 1024;
+use crate::store::outboard::{RangeVerifier, outboard_pair, piece_start};
+use std::os::unix::fs::FileExt;
 
 #[derive(Debug)]
 pub(crate) enum LocalError {
@@ -26,8 +23,20 @@ impl std::fmt::Display for LocalError {
     }
 }
 
+/// What a batch holds: a remote reader needs the hash pairs, a local one only the bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Items {
+    PairsAndPieces,
+    PiecesOnly,
+}
+
 pub(crate) struct LocalRange {
-    reader: tokio::io::BufReader<tokio::fs::File>,
+    /// Lent to a blocking thread while a batch is read; None only if that thread died.
+    state: Option<RangeState>,
+}
+
+struct RangeState {
+    file: std::fs::File,
     outboard: Vec<u8>,
     size: u64,
     verifier: RangeVerifier,
@@ -63,56 +72,91 @@ impl Node {
         hash: &Hash,
         offset: u64,
     ) -> Result<(LocalRange, u64), LocalError> {
-        let io = |e: std::io::Error| LocalError::Io(e.to_string());
-        let mut file = tokio::fs::File::open(self.inner.blobs.path(hash))
-            .await
-            .map_err(io)?;
-        let size = file.metadata().await.map_err(io)?.len();
+        let path = self.inner.blobs.path(hash);
+        let opened = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(path)?;
+            let size = file.metadata()?.len();
+            Ok::<_, std::io::Error>((file, size))
+        })
+        .await;
+        let (file, size) = match opened {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => return Err(LocalError::Io(e.to_string())),
+            Err(e) => return Err(LocalError::Io(e.to_string())),
+        };
         let outboard = self.outboard_for(hash, size).await?;
         let start = piece_start(offset.min(size));
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(io)?;
-        let range = LocalRange {
-            reader: tokio::io::BufReader::with_capacity(READ_BUF, file),
+        let state = RangeState {
+            file,
             outboard,
             size,
             verifier: RangeVerifier::new(*hash, size, start),
         };
-        Ok((range, size))
+        Ok((LocalRange { state: Some(state) }, size))
     }
 }
 
 impl LocalRange {
-    /// Appends the next item of the range's encoding (a hash pair or a piece) to `out`,
-    /// checked; None at the end.
-    pub(crate) async fn next_into(
+    /// Appends the range's next items (hash pairs and pieces, or pieces only) to `out` until
+    /// it holds at least `want` bytes or the range ends, each checked as it leaves the disk;
+    /// false once the range has ended. One blocking hop per batch, and each piece is read
+    /// straight into `out`: no buffer between the page cache and the bytes sent.
+    pub(crate) async fn next_batch(
         &mut self,
         out: &mut Vec<u8>,
-    ) -> Result<Option<Expect>, LocalError> {
-        let Some(e) = self.verifier.expect() else {
-            return Ok(None);
+        want: usize,
+        items: Items,
+    ) -> Result<bool, LocalError> {
+        let Some(mut state) = self.state.take() else {
+            return Err(LocalError::Io("the range was lost".into()));
         };
-        let start = out.len();
-        match e {
-            Expect::Parent { node } => {
-                // The outboard was read at its exact length: a missing pair is our bug, not rot.
-                let pair = outboard_pair(self.size, &self.outboard, node)
-                    .ok_or_else(|| LocalError::Io("no hash pair for a node of the range".into()))?;
-                out.extend_from_slice(&pair);
+        let mut buf = std::mem::take(out);
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = state.fill(&mut buf, want, items);
+            (state, buf, r)
+        })
+        .await;
+        let (state, buf, r) = joined.map_err(|e| LocalError::Io(e.to_string()))?;
+        self.state = Some(state);
+        *out = buf;
+        r
+    }
+}
+
+impl RangeState {
+    fn fill(&mut self, out: &mut Vec<u8>, want: usize, items: Items) -> Result<bool, LocalError> {
+        use crate::store::outboard::Expect;
+        loop {
+            let Some(e) = self.verifier.expect() else {
+                return Ok(false);
+            };
+            let start = out.len();
+            match e {
+                Expect::Parent { node } => {
+                    // The outboard was read at its exact length: a missing pair is our bug.
+                    let pair = outboard_pair(self.size, &self.outboard, node).ok_or_else(|| {
+                        LocalError::Io("no hash pair for a node of the range".into())
+                    })?;
+                    out.extend_from_slice(&pair);
+                }
+                Expect::Piece { offset, len } => {
+                    out.resize(start + len, 0);
+                    if let Err(e) = self.file.read_exact_at(&mut out[start..], offset) {
+                        out.truncate(start);
+                        return Err(LocalError::Io(e.to_string()));
+                    }
+                }
             }
-            Expect::Piece { len, .. } => {
-                out.resize(start + len, 0);
-                self.reader
-                    .read_exact(&mut out[start..])
-                    .await
-                    .map_err(|e| LocalError::Io(e.to_string()))?;
+            if let Err(m) = self.verifier.check(&out[start..]) {
+                out.truncate(start);
+                return Err(LocalError::Corrupt(m.0));
+            }
+            if items == Items::PiecesOnly && matches!(e, Expect::Parent { .. }) {
+                out.truncate(start);
+            }
+            if out.len() >= want {
+                return Ok(self.verifier.expect().is_some());
             }
         }
-        if let Err(m) = self.verifier.check(&out[start..]) {
-            out.truncate(start);
-            return Err(LocalError::Corrupt(m.0));
-        }
-        Ok(Some(e))
     }
 }

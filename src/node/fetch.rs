@@ -4,13 +4,13 @@
 //! next best holder.
 
 use super::Node;
-use super::blob_range::LocalError;
+use super::blob_range::{Items, LocalError};
 use super::source_choice::{Balance, RateWatch, better_holder, check_interval};
 use crate::id::PeerId;
 use crate::net::frame;
 use crate::net::msg::Msg;
 use crate::store::catalog::CatalogEntry;
-use crate::store::outboard::{Expect, PAIR_BYTES, RangeVerifier, piece_start};
+use crate::store::outboard::{Expect, PAIR_BYTES, PIECE_BYTES, RangeVerifier, piece_start};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -263,25 +263,19 @@ impl Node {
                 entry.size
             )));
         }
-        let mut out = Vec::with_capacity(HAND_ON);
         loop {
-            let mark = out.len();
-            let item = range.next_into(&mut out).await.map_err(local)?;
-            if let Some(Expect::Parent { .. }) = item {
-                out.truncate(mark);
-                continue;
-            }
-            if out.len() >= HAND_ON || (item.is_none() && !out.is_empty()) {
+            let mut out = Vec::with_capacity(HAND_ON + PIECE_BYTES as usize);
+            let more = range
+                .next_batch(&mut out, HAND_ON, Items::PiecesOnly)
+                .await
+                .map_err(local)?;
+            if !out.is_empty() {
                 *offset += out.len() as u64;
-                if tx
-                    .send(std::mem::replace(&mut out, Vec::with_capacity(HAND_ON)))
-                    .await
-                    .is_err()
-                {
+                if tx.send(out).await.is_err() {
                     return Ok(Outcome::Cancelled);
                 }
             }
-            if item.is_none() {
+            if !more {
                 return Ok(Outcome::Done);
             }
         }

@@ -2,7 +2,7 @@
 //! File bytes travel as raw stream data after one request frame, never inside frames.
 
 use super::Node;
-use super::blob_range::LocalError;
+use super::blob_range::{Items, LocalError};
 use crate::id::PeerId;
 use crate::net::frame;
 use crate::net::msg::Msg;
@@ -126,11 +126,22 @@ impl Node {
             bail!("offset {offset} past the end ({size})");
         }
         frame::write_frame(send, &Msg::FetchOk { size }).await?;
-        let mut out: Vec<u8> = Vec::with_capacity(SEND_BATCH + PIECE_BYTES as usize);
         let mut sent = 0u64;
         loop {
-            let item = match range.next_into(&mut out).await {
-                Ok(item) => item,
+            // The first pieces go out one by one (a stream on a thin uplink starts after
+            // one); then in batches, fewer writes per byte.
+            let want = if sent < FIRST_PIECES_UNBATCHED {
+                1
+            } else {
+                SEND_BATCH
+            };
+            // Handed to quinn as is, not copied into its send buffer.
+            let mut out: Vec<u8> = Vec::with_capacity(want + PIECE_BYTES as usize);
+            let more = match range
+                .next_batch(&mut out, want, Items::PairsAndPieces)
+                .await
+            {
+                Ok(more) => more,
                 Err(LocalError::Corrupt(why)) => {
                     self.serving_corrupt(&hash, &why, send);
                     bail!("corrupt blob");
@@ -140,23 +151,11 @@ impl Node {
                     bail!("{e}");
                 }
             };
-            // The first pieces go out one by one (a stream on a thin uplink starts after
-            // one); then in batches, fewer writes per byte.
-            let batch = if sent < FIRST_PIECES_UNBATCHED {
-                1
-            } else {
-                SEND_BATCH
-            };
-            if out.len() >= batch || (item.is_none() && !out.is_empty()) {
-                // Handed to quinn as is, not copied into its send buffer.
-                let batch = std::mem::replace(
-                    &mut out,
-                    Vec::with_capacity(SEND_BATCH + PIECE_BYTES as usize),
-                );
-                sent += batch.len() as u64;
-                self.send_paced(send, bytes::Bytes::from(batch)).await?;
+            if !out.is_empty() {
+                sent += out.len() as u64;
+                self.send_paced(send, bytes::Bytes::from(out)).await?;
             }
-            if item.is_none() {
+            if !more {
                 break;
             }
         }
