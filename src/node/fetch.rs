@@ -222,7 +222,10 @@ impl Node {
             }
             round += 1;
             // Every holder left is one whose copy is known bad: another round cannot help.
-            if self.sources_for(entry).iter().all(|p| corrupt.contains(p)) {
+            // With no holder known yet (a track listed before the news of where it landed),
+            // the next round may know one.
+            let left = self.sources_for(entry);
+            if !left.is_empty() && left.iter().all(|p| corrupt.contains(p)) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
