@@ -18,8 +18,9 @@ use std::net::SocketAddr;
 /// 6: indirect probes (`ProbeAsk`, `ProbeSeen`): a silent peer's friends are asked whether
 /// they hear it before it is declared dead.
 /// 7: chunk hashes leave the catalog; blobs are fetched as BLAKE3/bao range encodings.
-/// 8: only a link's dialer beats; its acceptor answers a beat only to tell a new load, and is
-/// heard alive by the QUIC ACKs of the beats (a protocol 7 dialer would declare it dead).
+/// 8: only a link's dialer beats; its acceptor answers a beat to tell a new load (and every
+/// 5 s), and is heard alive by the QUIC ACKs of the beats (a protocol 7 dialer would declare
+/// it dead).
 pub const PROTOCOL_VERSION: u16 = 8;
 
 /// The one line both sides of a version mismatch print: both versions, and who must upgrade.

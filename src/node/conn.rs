@@ -18,6 +18,9 @@ use tracing::{debug, info, warn};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// An acceptor answers a beat at least this often, its load unchanged or not: a load told
+/// in an answer the dialer read on a link since replaced does not stay wrong for long.
+const ANSWER_AT_LEAST_EVERY: Duration = Duration::from_secs(5);
 
 /// The next beat of this process's heartbeat clock (whole seconds since its first use).
 fn next_beat(now: Instant) -> tokio::time::Instant {
@@ -353,7 +356,8 @@ impl Node {
                 dialer,
                 incarnation,
                 control: tx,
-                acks_heard: 0,
+                // The handshake's ACKs are not news of a first beat.
+                acks_heard: conn.stats().frame_rx.acks,
             },
         );
         let was_dead = st.live.state(&peer) == Some(PeerState::Dead);
@@ -493,13 +497,16 @@ impl Node {
     ) {
         // The dialer beats every second and the acceptor hears it alive by those beats. The
         // dialer hears the acceptor by the QUIC ACKs of its beats (`note_acks_heard`), so an
-        // idle link costs two packets a second; the acceptor answers a beat only to tell a new
-        // load, which source choice reads.
+        // idle link costs two packets a second; the acceptor answers a beat to tell a new
+        // load, which source choice reads, and every few seconds in any case.
+        let mut load_told = self.serving_now();
+        let mut answered_at = Instant::now();
         let (mut answer_to, writer) = match first {
             Some(hb) => {
-                self.heard_load(peer, hb.load);
+                self.heard_load(peer, hb.load, &conn);
                 self.heard_from(peer, &conn);
-                let answered = frame::write_frame(&mut send, &self.heartbeat(1, &conn)).await;
+                let answer = self.heartbeat(1, load_told, &conn);
+                let answered = frame::write_frame(&mut send, &answer).await;
                 (answered.is_ok().then_some(send), None)
             }
             None => {
@@ -510,9 +517,10 @@ impl Node {
                     // process beats on the same tick: one wake-up for all of them, not one each.
                     let mut tick =
                         tokio::time::interval_at(next_beat(Instant::now()), HEARTBEAT_EVERY);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    // Skip, not Delay: a late tick keeps the shared phase.
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                     for seq in 1.. {
-                        let hb = node.heartbeat(seq, &c);
+                        let hb = node.heartbeat(seq, node.serving_now(), &c);
                         if frame::write_frame(&mut send, &hb).await.is_err() || node.is_stopped() {
                             break;
                         }
@@ -523,18 +531,19 @@ impl Node {
             }
         };
         let mut seq = 1u64;
-        let mut load_told = self.serving_now();
         loop {
             match frame::read_frame(&mut recv).await {
                 Ok(Msg::Heartbeat(hb)) => {
-                    self.heard_load(peer, hb.load);
+                    self.heard_load(peer, hb.load, &conn);
                     self.heard_from(peer, &conn);
                     // A peer that stopped reading our answers still tells us it is alive.
                     let load = self.serving_now();
-                    if let Some(send) = answer_to.as_mut().filter(|_| load != load_told) {
+                    let due = load != load_told || answered_at.elapsed() >= ANSWER_AT_LEAST_EVERY;
+                    if let Some(send) = answer_to.as_mut().filter(|_| due) {
                         load_told = load;
+                        answered_at = Instant::now();
                         seq += 1;
-                        if frame::write_frame(send, &self.heartbeat(seq, &conn))
+                        if frame::write_frame(send, &self.heartbeat(seq, load, &conn))
                             .await
                             .is_err()
                         {
@@ -564,16 +573,24 @@ impl Node {
         }
     }
 
-    fn heartbeat(&self, seq: u64, conn: &quinn::Connection) -> Msg {
+    fn heartbeat(&self, seq: u64, load: u32, conn: &quinn::Connection) -> Msg {
         Msg::Heartbeat(Heartbeat {
             seq,
             rtt_us: conn.rtt().as_micros() as u64,
-            load: self.serving_now(),
+            load,
         })
     }
 
-    fn heard_load(&self, peer: PeerId, load: u32) {
-        self.state().peer_load.insert(peer, load);
+    /// Only from the live link: a late answer on a replaced one would overwrite a newer load.
+    fn heard_load(&self, peer: PeerId, load: u32, conn: &quinn::Connection) {
+        let mut st = self.state();
+        if st
+            .links
+            .get(&peer)
+            .is_some_and(|l| l.conn.stable_id() == conn.stable_id())
+        {
+            st.peer_load.insert(peer, load);
+        }
     }
 
     fn heard_from(&self, peer: PeerId, conn: &quinn::Connection) {
@@ -592,9 +609,11 @@ impl Node {
     }
 
     /// A peer that acknowledged anything since the last check (`since`) was alive then: how
-    /// the dialer of a link hears its acceptor, which does not answer every heartbeat.
-    pub(crate) fn note_acks_heard(st: &mut super::State, since: Instant) {
-        for (id, link) in st.links.iter_mut() {
+    /// the dialer of a link hears its acceptor, which does not answer every heartbeat. Only
+    /// on links we dialed: on the others our peer's QUIC stack acknowledges our keep-alives
+    /// even when its beats, which are how we hear it, have stopped.
+    pub(crate) fn note_acks_heard(st: &mut super::State, me: PeerId, since: Instant) {
+        for (id, link) in st.links.iter_mut().filter(|(_, l)| l.dialer == me) {
             let acks = link.conn.stats().frame_rx.acks;
             if acks > link.acks_heard {
                 link.acks_heard = acks;

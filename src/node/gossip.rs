@@ -419,6 +419,7 @@ impl Node {
     }
 
     fn check_liveness(&self, now: Instant) {
+        let me = self.id();
         let mut st = self.state();
         // A check that comes far later than its tick means this process could not run (CPU
         // starvation in a join storm, a suspended laptop): that time is nobody's silence.
@@ -427,7 +428,7 @@ impl Node {
             if gap > TICK * 2 {
                 st.live.pause(gap - TICK, now);
             }
-            Node::note_acks_heard(&mut st, last);
+            Node::note_acks_heard(&mut st, me, last);
         }
         // Many handshakes in flight (a join storm) slow our peers' heartbeats as they slow
         // ours: allow up to 5 times the usual silence until they are done.
