@@ -11,6 +11,7 @@ mod control_queue;
 mod disk_full;
 mod fetch;
 mod gossip;
+mod heartbeat;
 mod held_news;
 mod import;
 pub use import::{ImportOutcome, ImportReport, PreparedFile, prepare_file};
