@@ -5,7 +5,7 @@
 
 use super::Node;
 use crate::store::blobs::Hash;
-use crate::store::outboard::{RangeVerifier, outboard_pair, piece_start};
+use crate::store::outboard::{Expect, PIECE_BYTES, RangeVerifier, outboard_pair, piece_start};
 use std::os::unix::fs::FileExt;
 
 #[derive(Debug)]
@@ -97,35 +97,32 @@ impl Node {
 }
 
 impl LocalRange {
-    /// Appends the range's next items (hash pairs and pieces, or pieces only) to `out` until
-    /// it holds at least `want` bytes or the range ends, each checked as it leaves the disk;
-    /// false once the range has ended. One blocking hop per batch, and each piece is read
-    /// straight into `out`: no buffer between the page cache and the bytes sent.
+    /// The range's next items (hash pairs and pieces, or pieces only), at least `want` bytes
+    /// unless the range ends, each checked as it leaves the disk; and whether more follow.
+    /// One blocking hop per batch, and each piece is read straight into the batch: no buffer
+    /// between the page cache and the bytes sent.
     pub(crate) async fn next_batch(
         &mut self,
-        out: &mut Vec<u8>,
         want: usize,
         items: Items,
-    ) -> Result<bool, LocalError> {
+    ) -> Result<(Vec<u8>, bool), LocalError> {
         let Some(mut state) = self.state.take() else {
             return Err(LocalError::Io("the range was lost".into()));
         };
-        let mut buf = std::mem::take(out);
         let joined = tokio::task::spawn_blocking(move || {
-            let r = state.fill(&mut buf, want, items);
-            (state, buf, r)
+            let mut batch = Vec::with_capacity(want + PIECE_BYTES as usize);
+            let more = state.fill(&mut batch, want, items);
+            (state, more.map(|more| (batch, more)))
         })
         .await;
-        let (state, buf, r) = joined.map_err(|e| LocalError::Io(e.to_string()))?;
+        let (state, r) = joined.map_err(|e| LocalError::Io(e.to_string()))?;
         self.state = Some(state);
-        *out = buf;
         r
     }
 }
 
 impl RangeState {
     fn fill(&mut self, out: &mut Vec<u8>, want: usize, items: Items) -> Result<bool, LocalError> {
-        use crate::store::outboard::Expect;
         loop {
             let Some(e) = self.verifier.expect() else {
                 return Ok(false);

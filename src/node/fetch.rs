@@ -10,7 +10,7 @@ use crate::id::PeerId;
 use crate::net::frame;
 use crate::net::msg::Msg;
 use crate::store::catalog::CatalogEntry;
-use crate::store::outboard::{Expect, PAIR_BYTES, PIECE_BYTES, RangeVerifier, piece_start};
+use crate::store::outboard::{Expect, PAIR_BYTES, RangeVerifier, piece_start};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -267,9 +267,8 @@ impl Node {
             )));
         }
         loop {
-            let mut out = Vec::with_capacity(HAND_ON + PIECE_BYTES as usize);
-            let more = range
-                .next_batch(&mut out, HAND_ON, Items::PiecesOnly)
+            let (out, more) = range
+                .next_batch(HAND_ON, Items::PiecesOnly)
                 .await
                 .map_err(local)?;
             if !out.is_empty() {

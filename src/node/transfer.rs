@@ -136,12 +136,8 @@ impl Node {
                 SEND_BATCH
             };
             // Handed to quinn as is, not copied into its send buffer.
-            let mut out: Vec<u8> = Vec::with_capacity(want + PIECE_BYTES as usize);
-            let more = match range
-                .next_batch(&mut out, want, Items::PairsAndPieces)
-                .await
-            {
-                Ok(more) => more,
+            let (out, more) = match range.next_batch(want, Items::PairsAndPieces).await {
+                Ok(batch) => batch,
                 Err(LocalError::Corrupt(why)) => {
                     self.serving_corrupt(&hash, &why, send);
                     bail!("corrupt blob");
