@@ -44,6 +44,9 @@ def search(text):
     box = driver.find_element(By.ID, "search")
     box.clear()
     box.send_keys(text)
+    # Rows rendered for a prefix typed on the way ("sec") are replaced by the full query's
+    # rows; take a row only from the final render, or it goes stale under our hands.
+    wait.until(lambda d: d.find_element(By.ID, "search-body").get_attribute("data-query") == text)
     return wait.until(lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "#search-body .song-row")
                                  if text.lower() in r.text.lower()] or False)[0]
 
@@ -76,7 +79,9 @@ try:
     row2 = search("second")
     second_id = row2.get_attribute("data-id")
     row2.find_element(By.CSS_SELECTOR, ".queue-btn").click()
-    seen["queue"] = [li.text.split("\n")[0] for li in driver.find_elements(By.CSS_SELECTOR, "#queue li")]
+    # Read in one script: the queue re-renders when a track changes, which would stale
+    # elements read one by one.
+    seen["queue"] = js("return [...document.querySelectorAll('#queue li')].map(li => li.innerText.split('\\n')[0])")
 
     # Seek within the first: its bytes are fetched by Range from the chunk that holds them.
     js("const s = document.getElementById('seek'); s.value = 4.5; s.dispatchEvent(new Event('change'));")
@@ -115,8 +120,9 @@ try:
     # The mesh view.
     driver.find_element(By.ID, "tab-mesh").click()
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#mesh-table td.path")) > 0)
-    seen["mesh"] = {tr.get_attribute("data-name"): tr.find_element(By.CSS_SELECTOR, "td.path").text
-                    for tr in driver.find_elements(By.CSS_SELECTOR, "#mesh-table tbody tr[data-name]")}
+    # One script again: the mesh table is redrawn every 2 s.
+    seen["mesh"] = js("return Object.fromEntries([...document.querySelectorAll('#mesh-table tbody tr[data-name]')]"
+                      ".map(tr => [tr.dataset.name, tr.querySelector('td.path').innerText]))")
     shot("mesh")
 
     # A phone-sized screen still shows the library.

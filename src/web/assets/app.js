@@ -158,6 +158,7 @@ async function runSearch() {
   const r = s.searchResult3;
   const body = $("#search-body");
   body.replaceChildren();
+  body.dataset.query = q; // which query these rows answer: typing may have rendered a shorter one first
   if ((r.artist || []).length) {
     body.append(el("h3", {}, "Artists"));
     for (const a of r.artist) body.append(el("div", { class: "artist-row", onclick: () => showArtist(a.id) }, a.name));
