@@ -38,7 +38,7 @@ fn kill_is_detected_leave_is_seen_and_a_restarted_peer_rejoins() {
     });
     let took = took.expect("killed peer not marked dead");
     eprintln!("kill detected by all in {} ms", took.as_millis());
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
 
     // Restart b on its data dir with no --join: it rejoins by itself.
     let b2 = up_with("b", &b.dir, None, false);
@@ -55,7 +55,7 @@ fn kill_is_detected_leave_is_seen_and_a_restarted_peer_rejoins() {
     let t0 = Instant::now();
     let (code, _, err) = meff(&c.dir, &["down"]);
     assert_eq!(code, 0, "{err}");
-    let took = wait_for(Duration::from_secs(3), || {
+    let took = wait_for(Duration::from_secs(15), || {
         state_of(&a.dir, "c").as_deref() == Some("left")
     });
     assert!(took.is_some(), "leave not seen");
@@ -204,7 +204,7 @@ fn the_original_form_runs_a_scripted_shell() {
     assert_eq!(v["name"], "s");
     assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
     assert!(
-        wait_for(Duration::from_secs(2), || state_of(&a.dir, "s").as_deref()
+        wait_for(Duration::from_secs(15), || state_of(&a.dir, "s").as_deref()
             == Some("left"))
         .is_some()
     );
@@ -275,7 +275,7 @@ fn storage_commands_survive_a_crash_and_restart() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("pushed later"), "{out}");
     assert!(
-        wait_for(Duration::from_secs(5), || {
+        wait_for(Duration::from_secs(15), || {
             let (_, out, _) = meff(&b2.dir, &["ls", "--json"]);
             serde_json::from_str::<Value>(&out)
                 .map(|v| v.as_array().map(|a| a.len()) == Some(2))
@@ -290,7 +290,7 @@ fn storage_commands_survive_a_crash_and_restart() {
     let (code, _, _) = meff(&b2.dir, &["remove", "song", "--force"]);
     assert_eq!(code, 0);
     assert!(
-        wait_for(Duration::from_secs(2), || {
+        wait_for(Duration::from_secs(15), || {
             let (_, out, _) = meff(&a.dir, &["ls", "--json"]);
             !out.contains("\"song\"")
         })

@@ -83,7 +83,7 @@ fn stream_writes_nothing_to_disk_and_reports_spec_stats() {
         .unwrap();
     let c = *listener;
     assert!(
-        wait_for(Duration::from_secs(3), || meff(&c.dir, &["ls"])
+        wait_for(Duration::from_secs(15), || meff(&c.dir, &["ls"])
             .1
             .contains("song"))
         .is_some()

@@ -332,7 +332,7 @@ fn a_cancelled_get_stops_and_leaves_nothing() {
     assert_eq!(code, 0, "{err}");
     // b holds a copy too with R=3 and two peers; remove it so b must fetch from a.
     assert!(
-        wait_for(Duration::from_secs(5), || {
+        wait_for(Duration::from_secs(15), || {
             let (_, out, _) = meff(&b.dir, &["ls", "--json"]);
             out.contains("\"song\"")
         })
@@ -357,7 +357,7 @@ fn a_cancelled_get_stops_and_leaves_nothing() {
         .spawn()
         .unwrap();
     assert!(
-        wait_for(Duration::from_secs(5), || {
+        wait_for(Duration::from_secs(15), || {
             std::fs::read_dir(&out_dir).unwrap().count() > 0
         })
         .is_some(),
@@ -367,7 +367,7 @@ fn a_cancelled_get_stops_and_leaves_nothing() {
     client.wait().unwrap();
     // The peer notices, stops, and removes its temp file; the file never appears.
     assert!(
-        wait_for(Duration::from_secs(3), || {
+        wait_for(Duration::from_secs(15), || {
             std::fs::read_dir(&out_dir).unwrap().count() == 0
         })
         .is_some(),

@@ -41,7 +41,7 @@ fn tags_search_albums_and_overwrite_protection() {
     push(&a.dir, "harbour", "tagged.m4a");
     push(&a.dir, "wave", "tagged.wav");
     assert!(
-        wait_for(Duration::from_secs(5), || names(&json(
+        wait_for(Duration::from_secs(15), || names(&json(
             &b.dir,
             &["ls", "--json"]
         ))
@@ -158,7 +158,7 @@ fn tags_search_albums_and_overwrite_protection() {
     assert_eq!(code, 0, "{err}");
     let now = json(&b.dir, &["ls", "--json"]);
     assert!(
-        wait_for(Duration::from_secs(5), || json(
+        wait_for(Duration::from_secs(15), || json(
             &b.dir,
             &["ls", "cafe", "--json"]
         )[0]["codec"]

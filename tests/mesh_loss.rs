@@ -478,8 +478,9 @@ fn sixteen_peers_with_5_percent_loss_keep_everyone_alive_and_see_a_kill() {
     let last = declared.iter().copied().fold(0.0, f64::max);
     eprintln!("dead for all, by their logs, {last:.2} s after the kill (polled: {dead_after:?})");
     // Heartbeats every second, dead after 2.5 s of silence with nobody else hearing it, a
-    // tick of 250 ms: 3 s, and a margin for a debug build sharing 2 cores with 15 others.
-    assert!(last <= 4.0, "dead for all only {last:.2} s after the kill");
+    // tick of 250 ms: 3 s (benches/liveness.sh measures it), and a margin for a debug build
+    // sharing 2 cores with 15 others on a loaded machine, where local health stretches it.
+    assert!(last <= 6.0, "dead for all only {last:.2} s after the kill");
     let late_deaths: Vec<String> = deaths_logged(&dirs[..PEERS - 1])
         .into_iter()
         .filter(|l| !l.contains(&format!("{victim_name} is dead")))

@@ -270,7 +270,7 @@ impl Internet {
 fn push_then_get(from: &Path, to: &Path, name: &str, file: &Path, out: &Path) {
     let (code, _, err) = meff(from, &["push", name, file.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let listed = wait_for(Duration::from_secs(5), || {
+    let listed = wait_for(Duration::from_secs(15), || {
         meff(to, &["ls"]).1.contains(name)
     });
     assert!(listed.is_some(), "{name} never listed");
@@ -342,7 +342,7 @@ fn mesh_forms_across_nats_with_punching_and_relay() {
     // A peer behind a NAT says where friends elsewhere can reach it once a peer has seen it:
     // its router's WAN address (203.0.113.0/24), not only its home address. Joining through
     // the public peer, it knows before its start lines, so `listening:` names it.
-    let said = wait_for(Duration::from_secs(5), || {
+    let said = wait_for(Duration::from_secs(15), || {
         std::fs::read_to_string(dir("h1").with_extension("stdout")).is_ok_and(|o| {
             o.lines().any(|l| {
                 (l.starts_with("listening: ") || l.starts_with("public address: "))
@@ -442,7 +442,7 @@ fn mesh_forms_across_nats_with_punching_and_relay() {
     let (code, _, err) = meff(&dir("h1"), &["push", "big", big.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        wait_for(Duration::from_secs(5), || meff(&dir("h3"), &["ls"])
+        wait_for(Duration::from_secs(15), || meff(&dir("h3"), &["ls"])
             .1
             .contains("big"))
         .is_some()

@@ -125,30 +125,47 @@ fn an_album_streams_gapless_from_several_peers_and_the_queue_is_driven_by_comman
     assert_eq!(got.len(), want.len());
     assert!(got == want, "the streamed album differs from the recording");
 
-    // At real time on the null clock, with the queue driven from another command.
+    // At real time on the null clock, with the queue driven from other commands. The cuts
+    // last 1.5 s, too short for a slow machine to run the commands below within one, so
+    // this half plays 4 s tracks.
+    for name in ["z first", "y second", "x third"] {
+        let wav = base.path().join(format!("{name}.wav"));
+        tone_wav(&wav, 4);
+        let name = format!("{name} long");
+        let (code, _, err) = meff(&peers[0].dir, &["push", &name, wav.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+    }
     let listener = peers[2].dir.clone();
     let player = std::thread::spawn(move || {
         meff(
             &listener,
             &[
-                "stream", "z first", "y second", "x third", "--output", "null", "--stats", "json",
+                "stream",
+                "z first long",
+                "y second long",
+                "x third long",
+                "--output",
+                "null",
+                "--stats",
+                "json",
             ],
         )
     });
     let dir = &peers[2].dir;
     let playing = |name: &str| status(dir)["playing"]["name"] == name;
-    assert!(wait_for(Duration::from_secs(5), || playing("z first")).is_some());
+    assert!(wait_for(Duration::from_secs(15), || playing("z first long")).is_some());
     let (_, q, _) = meff(dir, &["queue", "--json"]);
     let q: Value = serde_json::from_str(&q).unwrap();
     assert_eq!(
         q,
-        serde_json::json!({"position": 0, "tracks": ["z first", "y second", "x third"],
+        serde_json::json!({"position": 0,
+            "tracks": ["z first long", "y second long", "x third long"],
             "shuffle": false, "repeat": false})
     );
     let (code, out, err) = meff(dir, &["next"]);
-    assert_eq!((code, out.trim()), (0, "playing y second"), "{err}");
-    assert!(wait_for(Duration::from_secs(2), || playing("y second")).is_some());
-    let (code, _, err) = meff(dir, &["queue", "add", "z first"]);
+    assert_eq!((code, out.trim()), (0, "playing y second long"), "{err}");
+    assert!(wait_for(Duration::from_secs(4), || playing("y second long")).is_some());
+    let (code, _, err) = meff(dir, &["queue", "add", "z first long"]);
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = meff(dir, &["queue", "add", "no such track"]);
     assert_eq!(code, 1);
@@ -228,8 +245,8 @@ fn a_track_no_peer_can_serve_is_skipped_with_a_warning_and_the_queue_goes_on() {
     assert!(stats["frames"].as_u64().unwrap() > 0, "{stats}");
 }
 
-/// A 60 s stereo 44.1 kHz WAV (10 MiB): a tone whose pitch rises with time.
-fn long_wav(path: &Path) {
+/// A stereo 44.1 kHz WAV (10 MiB a minute): a tone whose pitch rises with time.
+fn tone_wav(path: &Path, seconds: u32) {
     let spec = hound::WavSpec {
         channels: 2,
         sample_rate: 44_100,
@@ -238,8 +255,8 @@ fn long_wav(path: &Path) {
     };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     let mut phase = 0f64;
-    for i in 0..60 * 44_100 {
-        let t = i as f64 / 44_100.0;
+    for i in 0..seconds * 44_100 {
+        let t = f64::from(i) / 44_100.0;
         phase += 2.0 * std::f64::consts::PI * (200.0 + 10.0 * t) / 44_100.0;
         let s = (phase.sin() * 8000.0) as i16;
         w.write_sample(s).unwrap();
@@ -253,7 +270,7 @@ fn seek_while_streaming_fetches_only_from_the_target_on() {
     let base = tempfile::tempdir().unwrap();
     let peers = mesh3(base.path(), "1");
     let wav = base.path().join("long.wav");
-    long_wav(&wav);
+    tone_wav(&wav, 60);
     let size = std::fs::metadata(&wav).unwrap().len();
     let (code, _, err) = meff(&peers[0].dir, &["push", "long", wav.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
@@ -274,16 +291,21 @@ fn seek_while_streaming_fetches_only_from_the_target_on() {
     });
     let position = || status(&listener)["playing"]["position_s"].as_f64();
     assert!(
-        wait_for(Duration::from_secs(5), || position()
+        wait_for(Duration::from_secs(15), || position()
             .is_some_and(|p| p > 0.5))
         .is_some()
     );
     let (code, out, err) = meff(&listener, &["seek", "0:50"]);
     assert_eq!((code, out.trim()), (0, "at 0:50"), "{err}");
     let p = position().unwrap();
-    assert!((50.0..51.0).contains(&p), "at {p} s after seeking to 0:50");
+    assert!((50.0..52.0).contains(&p), "at {p} s after seeking to 0:50");
+    // Relative to where playback has got to, a second or so after 0:50 on a slow machine.
     let (code, out, _) = meff(&listener, &["seek", "-5"]);
-    assert_eq!((code, out.trim()), (0, "at 0:45"));
+    assert_eq!(code, 0);
+    assert!(
+        ["at 0:45", "at 0:46", "at 0:47"].contains(&out.trim()),
+        "{out}"
+    );
     let (code, _, err) = meff(&listener, &["seek", "soon"]);
     assert_eq!(code, 1);
     assert!(err.contains("not a position"), "{err}");
@@ -293,7 +315,8 @@ fn seek_while_streaming_fetches_only_from_the_target_on() {
     let seeks = stats["seeks"].as_array().unwrap();
     assert_eq!(seeks.len(), 2, "{stats}");
     assert_eq!(seeks[0]["to_s"], 50.0);
-    assert!(seeks[0]["latency_ms"].as_f64().unwrap() < 1000.0, "{stats}");
+    // The latency figure is benches/seek.sh's; here only that it is reported and sane.
+    assert!(seeks[0]["latency_ms"].as_f64().unwrap() < 5000.0, "{stats}");
     assert_eq!(stats["tracks"], 1, "{stats}");
     // Less than 1 s, then 5 s, then 15 s of audio: nothing like the whole minute.
     let played = stats["frames"].as_f64().unwrap() / 44_100.0;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::process::{BIN, fixture, meff, up};
+use common::process::{BIN, fixture, meff, up, wait_for};
 use common::pty::Pty;
 use std::process::Command;
 use std::time::Duration;
@@ -216,7 +216,17 @@ fn the_now_playing_line_updates_in_place_above_what_is_being_typed() {
     let typed_at = sh
         .wait_for("vol", at)
         .unwrap_or_else(|| panic!("{}", sh.text()));
-    std::thread::sleep(Duration::from_millis(2500));
+    // About one redraw a second; wait for two whole ones (line, then the prompt below it)
+    // rather than a fixed time a slow machine may not fill.
+    let two_redraws = |after: &str| {
+        after.matches("\x1b[1A\r\x1b[2Kplaying long").count() >= 2
+            && after
+                .rfind("playing long")
+                .is_some_and(|last| after[last..].contains("meff> vol"))
+    };
+    wait_for(Duration::from_secs(15), || {
+        two_redraws(&sh.text()[typed_at..])
+    });
     let text = sh.text();
     let after = &text[typed_at..];
     // At least two redraws, each stepping up over the previous now-playing line.

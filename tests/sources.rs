@@ -142,7 +142,14 @@ async fn a_holder_slower_than_the_track_is_left_for_one_that_keeps_up() {
         .is_some(),
         "the busy stream never settled on the fast holder"
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        wait_for(Duration::from_secs(10), || listener.known_load(&fast.id())
+            == Some(1)
+            && listener.known_load(&slow.id()).unwrap_or(0) == 0)
+        .await
+        .is_some(),
+        "the listener never heard the fast holder's load"
+    );
     let stats = listener
         .stream("small", OutputKind::Null, Instant::now(), |_| {})
         .await

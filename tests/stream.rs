@@ -53,7 +53,7 @@ fn synth_wav(path: &Path, secs: u32, rate: u32) {
 /// The catalog reaches the other peers a moment after a push returns.
 async fn wait_listed(n: &Node, name: &str) {
     assert!(
-        wait_for(Duration::from_secs(3), || n.entry(name).is_ok())
+        wait_for(Duration::from_secs(15), || n.entry(name).is_ok())
             .await
             .is_some(),
         "{name} never listed"
@@ -223,7 +223,7 @@ async fn every_copy_corrupt_fails_with_a_count_and_every_source_in_the_stats() {
     let listener = nodes.iter().find(|n| !holders.contains(&n.id())).unwrap();
     wait_listed(listener, "w").await;
     assert!(
-        wait_for(Duration::from_secs(3), || listener.ls()[0].replicas == 3)
+        wait_for(Duration::from_secs(15), || listener.ls()[0].replicas == 3)
             .await
             .is_some()
     );
@@ -240,7 +240,7 @@ async fn every_copy_corrupt_fails_with_a_count_and_every_source_in_the_stats() {
     assert_eq!(stats.failovers, 2);
     // The corrupt copies stop counting as replicas.
     assert!(
-        wait_for(Duration::from_secs(5), || listener.ls()[0].replicas == 0)
+        wait_for(Duration::from_secs(15), || listener.ls()[0].replicas == 0)
             .await
             .is_some(),
         "replicas: {}",
@@ -256,7 +256,7 @@ async fn every_copy_corrupt_fails_with_a_count_and_every_source_in_the_stats() {
     let listener = nodes.iter().find(|n| !holders.contains(&n.id())).unwrap();
     wait_listed(listener, "g").await;
     assert!(
-        wait_for(Duration::from_secs(3), || listener
+        wait_for(Duration::from_secs(15), || listener
             .ls()
             .iter()
             .any(|l| l.name == "g" && l.replicas == 3))
@@ -289,7 +289,7 @@ async fn no_live_holder_fails_within_a_few_seconds() {
     let holder = nodes.iter().find(|n| n.id() == holders[0]).unwrap();
     let listener = nodes.iter().find(|n| n.id() != holders[0]).unwrap();
     assert!(
-        wait_for(Duration::from_secs(3), || listener.ls().len() == 1)
+        wait_for(Duration::from_secs(15), || listener.ls().len() == 1)
             .await
             .is_some()
     );

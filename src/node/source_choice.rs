@@ -100,6 +100,11 @@ impl Node {
             .load(std::sync::atomic::Ordering::Relaxed) as u32
     }
 
+    /// The load `peer` last reported (in a heartbeat or an answer to a probe).
+    pub fn known_load(&self, peer: &PeerId) -> Option<u32> {
+        self.state().peer_load.get(peer).copied()
+    }
+
     /// Asks each of `peers` how many transfers it serves, all at once; the answers also update
     /// what we know. A peer that does not answer in time is left out.
     pub(crate) async fn probe_loads(&self, peers: &[PeerId]) -> Vec<(PeerId, u32)> {

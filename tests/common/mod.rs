@@ -31,7 +31,7 @@ pub async fn mesh(names: &[&str], base: &Path, tweak: impl Fn(&mut NodeConfig)) 
         nodes.push(Node::start(cfg).await.expect("peer starts"));
     }
     assert!(
-        wait_for(Duration::from_secs(10), || full_mesh(&nodes))
+        wait_for(Duration::from_secs(30), || full_mesh(&nodes))
             .await
             .is_some(),
         "no full mesh"

@@ -65,7 +65,7 @@ impl Pty {
     /// Waits until the screen shows `what` after byte `from`; returns where it ends.
     pub fn wait_for(&self, what: &str, from: usize) -> Option<usize> {
         let mut at = None;
-        super::process::wait_for(Duration::from_secs(10), || {
+        super::process::wait_for(Duration::from_secs(30), || {
             let s = self.screen.lock().unwrap();
             at = s
                 .get(from..)

@@ -10,6 +10,7 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -22,7 +23,8 @@ for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disabl
           "--autoplay-policy=no-user-gesture-required", "--window-size=1280,800"):
     opts.add_argument(a)
 driver = webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver"))
-wait = WebDriverWait(driver, 20, poll_frequency=0.05)
+# An upload's row leaves the page 15 s after it finished, maybe while a wait reads it.
+wait = WebDriverWait(driver, 20, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException])
 seen = {}
 
 
@@ -75,7 +77,9 @@ try:
     seen["played_past_2s"] = a["t"] > 2.0
     assert first_id in a["src"]
 
-    # Queue the second track while the first plays.
+    # Queue the second track while the first plays. The first lasts 6 s, which a slow
+    # machine can spend searching: paused until the seek, it cannot end before it is queued.
+    js("document.getElementById('audio').pause()")
     row2 = search("second")
     second_id = row2.get_attribute("data-id")
     row2.find_element(By.CSS_SELECTOR, ".queue-btn").click()
@@ -87,6 +91,7 @@ try:
     js("const s = document.getElementById('seek'); s.value = 4.5; s.dispatchEvent(new Event('change'));")
     wait.until(lambda d: audio()["t"] >= 4.4)
     seen["seeked_to"] = audio()["t"]
+    js("document.getElementById('audio').play()")
     shot("playing")
 
     # The first ends and the second plays after it.
