@@ -4,7 +4,7 @@
 #    fetched by `meff get -o FILE` on the other (verified piece by piece, written, fsynced);
 #  - bare quinn: `examples/bare_quinn.rs`, two processes, quinn's default transport config,
 #    the same number of bytes over one stream, memory to memory.
-# Alternating runs, 5 each; medians and their ratio.
+# Alternating runs, 5 each (RUNS=N for more); medians and their ratio.
 #   bash benches/get_vs_quinn.sh [MiB]   (MEFF_BIN=PATH to measure another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +45,7 @@ for _ in $(seq 1 100); do grep -q '^listening:' "$WORK/bare.out" && break; sleep
 bare_addr=$(sed -n 's/^listening: //p' "$WORK/bare.out")
 
 meff_runs=(); bare_runs=(); null_runs=()
-for i in 1 2 3 4 5; do
+for _ in $(seq 1 "${RUNS:-5}"); do
   t0=$(date +%s.%N)
   MEFF_DATA_DIR="$WORK/$getter" "$MEFF" get big -o /dev/null >/dev/null
   t1=$(date +%s.%N)
@@ -61,8 +61,9 @@ cmp -s "$WORK/track.wav" "$WORK/got.wav" || { echo "get was not byte-identical";
 python3 - "$BYTES" "${meff_runs[*]}" "${bare_runs[*]}" "${null_runs[*]}" <<'PY'
 import statistics, sys
 size = int(sys.argv[1]) / (1 << 20)
-m = sorted(float(x) for x in sys.argv[2].split())
-b = sorted(float(x) for x in sys.argv[3].split())
+in_order_m = [float(x) for x in sys.argv[2].split()]
+in_order_b = [float(x) for x in sys.argv[3].split()]
+m, b = sorted(in_order_m), sorted(in_order_b)
 n = sorted(float(x) for x in sys.argv[4].split())
 nm = statistics.median(n)
 print(f"meff get -o /dev/null (no file, no fsync; verified): median {nm:.3f} s = {size / nm:.0f} MiB/s")
@@ -70,4 +71,8 @@ mm, bm = statistics.median(m), statistics.median(b)
 print(f"meff get -o FILE ({size:.0f} MiB, another peer's copy, verified, fsynced): median {mm:.3f} s = {size / mm:.0f} MiB/s  (runs {', '.join(f'{x:.3f}' for x in m)})")
 print(f"bare quinn, same bytes, memory to memory, default transport: median {bm:.3f} s = {size / bm:.0f} MiB/s  (runs {', '.join(f'{x:.3f}' for x in b)})")
 print(f"ratio meff get / bare quinn: {bm / mm:.2f}x (to /dev/null: {bm / nm:.2f}x)")
+# Each meff get ran just before its bare quinn fetch: the ratio within a pair leaves out
+# the machine's slower and faster minutes, which move both alike.
+pairs = sorted(bt / mt for mt, bt in zip(in_order_m, in_order_b))
+print(f"ratio within each pair: median {statistics.median(pairs):.2f}x  (pairs {', '.join(f'{x:.2f}' for x in pairs)})")
 PY
