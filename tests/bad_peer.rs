@@ -319,3 +319,76 @@ async fn peers_of_another_protocol_version_are_told_which_side_must_upgrade() {
     let _ = accept.await;
     a.leave().await;
 }
+
+/// A holder does not hash what it sends; a reader that finds a piece rotten says so when it
+/// stops the stream. A member that says so of a good copy makes the holder check it, and
+/// nothing more: the copy stays, the member stays connected, others still get the track.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_crying_corrupt_over_a_good_copy_costs_the_holder_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(&["a", "b"], dir.path(), |c| c.replicas = 1).await;
+    // 6 MiB: more than a stream's window, so the holder is still sending when it is stopped.
+    let track = dir.path().join("t.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&track, spec).unwrap();
+    for i in 0..48_000 * 33 {
+        let s = ((i as f32 * 0.05).sin() * 8000.0) as i16;
+        w.write_sample(s).unwrap();
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    nodes[0].push("t", &track, |_, _| {}).await.unwrap();
+    let entry = nodes[0].entry("t").unwrap();
+    let holder = nodes.iter().find(|n| n.stored_bytes() > 0).unwrap().clone();
+    let other = nodes
+        .iter()
+        .find(|n| n.id() != holder.id())
+        .unwrap()
+        .clone();
+    let held = holder.stored_bytes();
+    let (_ep, conn, _control, _control_in, _me) = join_raw(&holder, &dir.path().join("raw")).await;
+
+    for _ in 0..3 {
+        let (mut s, mut r) = conn.open_bi().await.unwrap();
+        let fetch = Msg::Fetch {
+            hash: entry.hash,
+            offset: 0,
+        };
+        s.write_all(&frame::encode(&fetch)).await.unwrap();
+        let _ = s.finish();
+        match tokio::time::timeout(Duration::from_secs(5), frame::read_frame(&mut r)).await {
+            Ok(Ok(Msg::FetchOk { size })) => assert_eq!(size, entry.size),
+            other => panic!("no FetchOk: {other:?}"),
+        }
+        let mut some = [0u8; 4096];
+        r.read_exact(&mut some).await.unwrap();
+        // The code a reader stops with when a piece failed its check.
+        r.stop(1u32.into()).unwrap();
+    }
+    // The check reads the whole copy in the background.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(holder.stored_bytes(), held, "a good copy was dropped");
+    assert_eq!(other.ls()[0].replicas, 1);
+    assert!(
+        conn.close_reason().is_none(),
+        "the claim cost the connection"
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let got = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            all.extend_from_slice(&chunk);
+        }
+        all
+    });
+    other.get_into("t", tx).await.unwrap();
+    assert!(got.await.unwrap() == std::fs::read(&track).unwrap());
+    for n in &nodes {
+        n.leave().await;
+    }
+}

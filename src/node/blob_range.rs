@@ -1,7 +1,6 @@
-//! A held blob read as a verified range: its pieces from an offset on, each checked against
-//! the blob's address through its outboard as it leaves the disk, with the hash pairs a
-//! remote reader needs to check them again. A holder serves with it; a peer reading its own
-//! copy uses it too.
+//! A held blob read as a range: its pieces from an offset on, with the hash pairs a remote
+//! reader needs to check them (the pairs are checked here against the blob's address), or
+//! the pieces alone, each checked here, for a peer reading its own copy.
 
 use super::Node;
 use crate::store::blobs::Hash;
@@ -26,7 +25,11 @@ impl std::fmt::Display for LocalError {
 /// What a batch holds: a remote reader needs the hash pairs, a local one only the bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Items {
+    /// For a remote reader, which checks every piece against the pairs as it arrives: the
+    /// pieces are not hashed here too (a reader that finds one rotten says so when it stops
+    /// the stream, and we check our copy then). The pairs are checked, from the address down.
     PairsAndPieces,
+    /// For ourselves: every piece is checked here, nobody else will.
     PiecesOnly,
 }
 
@@ -98,7 +101,7 @@ impl Node {
 
 impl LocalRange {
     /// The range's next items (hash pairs and pieces, or pieces only), at least `want` bytes
-    /// unless the range ends, each checked as it leaves the disk; and whether more follow.
+    /// unless the range ends, checked as [`Items`] says; and whether more follow.
     /// One blocking hop per batch, and each piece is read straight into the batch: no buffer
     /// between the page cache and the bytes sent.
     pub(crate) async fn next_batch(
@@ -144,7 +147,11 @@ impl RangeState {
                     }
                 }
             }
-            if let Err(m) = self.verifier.check(&out[start..]) {
+            let checked = match (items, e) {
+                (Items::PairsAndPieces, Expect::Piece { .. }) => self.verifier.pass_piece(),
+                _ => self.verifier.check(&out[start..]),
+            };
+            if let Err(m) = checked {
                 out.truncate(start);
                 return Err(LocalError::Corrupt(m.0));
             }

@@ -76,7 +76,8 @@ impl<E: Into<anyhow::Error>> From<E> for SourceError {
 /// What a holder answers for a blob it deleted because its copy was corrupt.
 pub(crate) const REASON_CORRUPT: &str = "its copy was corrupt and is gone";
 
-/// The stream reset code a holder uses when its own copy fails verification.
+/// The stream reset code a holder uses when its own copy fails verification, and the stop
+/// code a reader uses when a piece from the holder did.
 pub(crate) const RESET_CORRUPT: u32 = 1;
 
 fn unreachable(msg: impl Into<String>) -> SourceError {
@@ -355,6 +356,8 @@ impl Node {
                 }
             };
             if let Err(m) = checked {
+                // The holder does not hash what it sends (we do): this code tells it to check.
+                let _ = recv.stop(RESET_CORRUPT.into());
                 return Err(SourceError::Corrupt(m.0));
             }
             // The first 64 KiB go on piece by piece: on an 80 KB/s uplink the decoder starts

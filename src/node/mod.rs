@@ -189,6 +189,8 @@ pub(crate) struct State {
     /// Blobs we deleted because our copy was corrupt: a fetch for one is told so, not just
     /// "not held", so the asker can say how many copies were bad.
     pub corrupt_dropped: HashSet<Hash>,
+    /// Blobs a reader said were corrupt, when we last checked one for it.
+    pub corrupt_claims: HashMap<Hash, std::time::Instant>,
     /// A blob write failed for lack of space: no new copies until there is room.
     pub disk_full: bool,
     /// Blobs whose pull failed: (failures in a row, no retry before).
@@ -445,6 +447,7 @@ impl Node {
                     pulling: None,
                     recon_workers: HashMap::new(),
                     corrupt_dropped: HashSet::new(),
+                    corrupt_claims: HashMap::new(),
                     disk_full: false,
                     pull_backoff: HashMap::new(),
                 }),

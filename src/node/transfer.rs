@@ -32,6 +32,20 @@ async fn with_idle<T, E: std::fmt::Display>(
     }
 }
 const IO_BUF: usize = 256 * 1024;
+/// How long a reader's claim that a blob is corrupt makes us ignore the next ones for it.
+const CLAIM_RECHECK_AFTER: Duration = Duration::from_secs(60);
+
+/// The reader stopped the stream, with its code.
+#[derive(Debug)]
+struct ReaderStopped(quinn::VarInt);
+
+impl std::fmt::Display for ReaderStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the reader stopped the stream (code {})", self.0)
+    }
+}
+
+impl std::error::Error for ReaderStopped {}
 /// Bytes of encoding gathered before a write to the stream.
 const SEND_BATCH: usize = 256 * 1024;
 /// Bytes sent piece by piece at the start of a fetch.
@@ -93,8 +107,9 @@ impl Node {
     }
 
     /// Sends our copy's range encoding from `offset` (a piece start) to the end: each piece
-    /// after the hash pairs that check it, every byte checked against the blob's address as
-    /// it leaves the disk, so a rotten copy never feeds bad bytes to others.
+    /// after the hash pairs that check it. The reader checks every piece, so we do not hash
+    /// them a second time; a reader that finds a rotten one
+    /// says so when it stops the stream, and we check our whole copy then.
     async fn serve_fetch(
         &self,
         hash: [u8; 32],
@@ -149,7 +164,12 @@ impl Node {
             };
             if !out.is_empty() {
                 sent += out.len() as u64;
-                self.send_paced(send, bytes::Bytes::from(out)).await?;
+                if let Err(e) = self.send_paced(send, bytes::Bytes::from(out)).await {
+                    if let Some(ReaderStopped(code)) = e.downcast_ref::<ReaderStopped>() {
+                        self.reader_stopped(&hash, *code);
+                    }
+                    return Err(e);
+                }
             }
             if !more {
                 break;
@@ -157,8 +177,36 @@ impl Node {
         }
         send.finish()?;
         // Wait for the reader to take everything before the slot frees up.
-        let _ = tokio::time::timeout(Duration::from_secs(30), send.stopped()).await;
+        if let Ok(Ok(Some(code))) =
+            tokio::time::timeout(Duration::from_secs(30), send.stopped()).await
+        {
+            self.reader_stopped(&hash, code);
+        }
         Ok(())
+    }
+
+    /// A reader that found one of our pieces rotten stops the stream saying so: we check the
+    /// whole copy then (we do not take its word), at most once per blob in a while, so a
+    /// peer crying corrupt cannot keep our disk busy.
+    fn reader_stopped(&self, hash: &[u8; 32], code: quinn::VarInt) {
+        if code.into_inner() != u64::from(super::fetch::RESET_CORRUPT) {
+            return;
+        }
+        let now = std::time::Instant::now();
+        {
+            let mut st = self.state();
+            st.corrupt_claims
+                .retain(|_, at| now.duration_since(*at) < CLAIM_RECHECK_AFTER);
+            if st.corrupt_claims.contains_key(hash) {
+                return;
+            }
+            st.corrupt_claims.insert(*hash, now);
+        }
+        debug!(
+            "a reader found {} corrupt; checking our copy",
+            self.blob_label(hash)
+        );
+        self.drop_blob_if_corrupt(hash);
     }
 
     fn serving_corrupt(&self, hash: &[u8; 32], why: &str, send: &mut quinn::SendStream) {
@@ -183,9 +231,17 @@ impl Node {
             if let Some(p) = &self.inner.upload_pacer {
                 p.take(piece.len()).await;
             }
-            if let Err(e) = with_idle(send.write_chunk(piece)).await {
-                let _ = send.reset(2u32.into());
-                return Err(e);
+            match tokio::time::timeout(IDLE, send.write_chunk(piece)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(quinn::WriteError::Stopped(code))) => return Err(ReaderStopped(code).into()),
+                Ok(Err(e)) => {
+                    let _ = send.reset(2u32.into());
+                    return Err(e.into());
+                }
+                Err(_) => {
+                    let _ = send.reset(2u32.into());
+                    bail!("no progress for {IDLE:?}");
+                }
             }
         }
         Ok(())
