@@ -207,6 +207,36 @@ fn corrupt_copy(n: &Node, content: &[u8], at: usize) {
     std::fs::write(&blob, &bytes).unwrap();
 }
 
+/// A holder hashes only the last few MiB of what it sends: a reader that finds a rotten piece
+/// before those says so when it stops the stream, and the holder checks and drops its copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotten_piece_a_reader_finds_makes_its_holder_drop_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(2, dir.path(), 1).await;
+    let track = dir.path().join("r.wav");
+    synth_wav(&track, 32, 48_000);
+    let content = std::fs::read(&track).unwrap();
+    let holders = nodes[0].push("r", &track, |_, _| {}).await.unwrap();
+    let holder = nodes.iter().find(|n| n.id() == holders[0]).unwrap();
+    let reader = nodes.iter().find(|n| n.id() != holders[0]).unwrap();
+    corrupt_copy(holder, &content, 100_000);
+    wait_listed(reader, "r").await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let err = reader.get_into("r", tx).await.unwrap_err().to_string();
+    drain.await.unwrap();
+    assert!(err.contains("(1 corrupt, 0 unreachable)"), "{err}");
+    // The check reads 12 MiB at the scrub's 8 MiB/s. The scrub itself would come by only
+    // 10 s after the peer started, and then read for as long.
+    assert!(
+        wait_for(Duration::from_secs(8), || holder.stored_bytes() == 0)
+            .await
+            .is_some(),
+        "the holder kept its rotten copy"
+    );
+    leave_all(&nodes).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_copy_corrupt_fails_with_a_count_and_every_source_in_the_stats() {
     let dir = tempfile::tempdir().unwrap();

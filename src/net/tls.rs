@@ -176,6 +176,9 @@ impl ClientCertVerifier for PeerCertVerifier {
     }
 }
 
+/// Bytes a stream's sender may have sent beyond what its reader has read.
+pub const STREAM_WINDOW: u32 = 4 << 20;
+
 /// Windows sized so one transfer can fill a fast link; keep-alive under common NAT timeouts.
 pub fn transport_config() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
@@ -183,7 +186,7 @@ pub fn transport_config() -> Arc<quinn::TransportConfig> {
     t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
         15_000,
     ))));
-    t.stream_receive_window(quinn::VarInt::from_u32(4 << 20));
+    t.stream_receive_window(quinn::VarInt::from_u32(STREAM_WINDOW));
     t.receive_window(quinn::VarInt::from_u32(32 << 20));
     t.send_window(64 << 20);
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(256));

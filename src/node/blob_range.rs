@@ -25,13 +25,19 @@ impl std::fmt::Display for LocalError {
 /// What a batch holds: a remote reader needs the hash pairs, a local one only the bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Items {
-    /// For a remote reader, which checks every piece against the pairs as it arrives: the
-    /// pieces are not hashed here too (a reader that finds one rotten says so when it stops
-    /// the stream, and we check our copy then). The pairs are checked, from the address down.
+    /// For a remote reader, which checks every piece against the pairs as it arrives. The
+    /// pairs are checked here; the pieces only near the end (see [`READER_REPORTS_BEFORE_END`]).
     PairsAndPieces,
     /// For ourselves: every piece is checked here, nobody else will.
     PiecesOnly,
 }
+
+/// A reader that finds a rotten piece stops the stream with a code saying so, and we check
+/// our copy then; so the pieces before this many bytes from the end are not hashed for it a
+/// second time. Flow control keeps us from finishing the stream until the reader has read
+/// all but a window of it, so its stop still finds the stream open; the last window and a
+/// margin (once finished and acknowledged, the stream is gone and a stop is lost) we check.
+pub(crate) const READER_REPORTS_BEFORE_END: u64 = crate::net::tls::STREAM_WINDOW as u64 + (1 << 20);
 
 pub(crate) struct LocalRange {
     /// Lent to a blocking thread while a batch is read; None only if that thread died.
@@ -148,7 +154,11 @@ impl RangeState {
                 }
             }
             let checked = match (items, e) {
-                (Items::PairsAndPieces, Expect::Piece { .. }) => self.verifier.pass_piece(),
+                (Items::PairsAndPieces, Expect::Piece { offset, len })
+                    if offset + len as u64 + READER_REPORTS_BEFORE_END <= self.size =>
+                {
+                    self.verifier.pass_piece()
+                }
                 _ => self.verifier.check(&out[start..]),
             };
             if let Err(m) = checked {

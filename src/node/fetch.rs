@@ -308,6 +308,7 @@ impl Node {
         match tokio::time::timeout(STALL * 2, frame::read_frame(&mut recv)).await {
             Ok(Ok(Msg::FetchOk { size })) if size == entry.size => {}
             Ok(Ok(Msg::FetchOk { size })) => {
+                let _ = recv.stop(RESET_CORRUPT.into());
                 return Err(SourceError::Corrupt(format!(
                     "holder has {size} bytes, catalog says {}",
                     entry.size

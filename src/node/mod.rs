@@ -191,6 +191,8 @@ pub(crate) struct State {
     pub corrupt_dropped: HashSet<Hash>,
     /// Blobs a reader said were corrupt, when we last checked one for it.
     pub corrupt_claims: HashMap<Hash, std::time::Instant>,
+    /// A copy is being checked on a reader's word; claims meanwhile are ignored.
+    pub claim_check_running: bool,
     /// A blob write failed for lack of space: no new copies until there is room.
     pub disk_full: bool,
     /// Blobs whose pull failed: (failures in a row, no retry before).
@@ -448,6 +450,7 @@ impl Node {
                     recon_workers: HashMap::new(),
                     corrupt_dropped: HashSet::new(),
                     corrupt_claims: HashMap::new(),
+                    claim_check_running: false,
                     disk_full: false,
                     pull_backoff: HashMap::new(),
                 }),

@@ -142,7 +142,7 @@ type Verdict = Result<(u64, Vec<u8>), ()>;
 
 /// Reads the blob at `SCRUB_RATE` and tells whether it matches `hash` (None: could not
 /// tell — gone meanwhile, or the peer is stopping).
-fn check_paced(
+pub(super) fn check_paced(
     path: &std::path::Path,
     hash: &Hash,
     stop: &tokio_util::sync::CancellationToken,

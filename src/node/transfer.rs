@@ -107,9 +107,9 @@ impl Node {
     }
 
     /// Sends our copy's range encoding from `offset` (a piece start) to the end: each piece
-    /// after the hash pairs that check it. The reader checks every piece, so we do not hash
-    /// them a second time; a reader that finds a rotten one
-    /// says so when it stops the stream, and we check our whole copy then.
+    /// after the hash pairs that check it. The reader checks every piece, so we hash only the
+    /// last few MiB (blob_range's `READER_REPORTS_BEFORE_END`); a reader that finds a rotten
+    /// one before those says so when it stops the stream, and we check our whole copy then.
     async fn serve_fetch(
         &self,
         hash: [u8; 32],
@@ -186,8 +186,8 @@ impl Node {
     }
 
     /// A reader that found one of our pieces rotten stops the stream saying so: we check the
-    /// whole copy then (we do not take its word), at most once per blob in a while, so a
-    /// peer crying corrupt cannot keep our disk busy.
+    /// whole copy then, not taking its word, at the scrub's pace, one blob at a time and each
+    /// at most once a minute; so a peer crying corrupt cannot keep our disk or CPU busy.
     fn reader_stopped(&self, hash: &[u8; 32], code: quinn::VarInt) {
         if code.into_inner() != u64::from(super::fetch::RESET_CORRUPT) {
             return;
@@ -197,16 +197,33 @@ impl Node {
             let mut st = self.state();
             st.corrupt_claims
                 .retain(|_, at| now.duration_since(*at) < CLAIM_RECHECK_AFTER);
-            if st.corrupt_claims.contains_key(hash) {
+            if st.claim_check_running || st.corrupt_claims.contains_key(hash) {
                 return;
             }
             st.corrupt_claims.insert(*hash, now);
+            st.claim_check_running = true;
         }
         debug!(
             "a reader found {} corrupt; checking our copy",
             self.blob_label(hash)
         );
-        self.drop_blob_if_corrupt(hash);
+        let node = self.clone();
+        let hash = *hash;
+        self.spawn_task(async move {
+            let n = node.clone();
+            let rotten = tokio::task::spawn_blocking(move || {
+                let path = n.inner.blobs.path(&hash);
+                super::scrub::check_paced(&path, &hash, &n.inner.shutdown)
+                    .is_some_and(|v| v.is_err())
+            })
+            .await
+            .unwrap_or(false);
+            // Not if it was removed meanwhile: it was not corrupt, only gone.
+            if rotten && node.state().held.contains(&hash) {
+                node.drop_corrupt_blob(&hash);
+            }
+            node.state().claim_check_running = false;
+        });
     }
 
     fn serving_corrupt(&self, hash: &[u8; 32], why: &str, send: &mut quinn::SendStream) {
