@@ -34,6 +34,10 @@ async fn with_idle<T, E: std::fmt::Display>(
 const IO_BUF: usize = 256 * 1024;
 /// How long a reader's claim that a blob is corrupt makes us ignore the next ones for it.
 const CLAIM_RECHECK_AFTER: Duration = Duration::from_secs(60);
+/// Bytes of encoding gathered before a write to the stream.
+const SEND_BATCH: usize = 256 * 1024;
+/// Bytes sent piece by piece at the start of a fetch.
+const FIRST_PIECES_UNBATCHED: u64 = 64 * 1024;
 
 /// The reader stopped the stream, with its code.
 #[derive(Debug)]
@@ -46,10 +50,6 @@ impl std::fmt::Display for ReaderStopped {
 }
 
 impl std::error::Error for ReaderStopped {}
-/// Bytes of encoding gathered before a write to the stream.
-const SEND_BATCH: usize = 256 * 1024;
-/// Bytes sent piece by piece at the start of a fetch.
-const FIRST_PIECES_UNBATCHED: u64 = 64 * 1024;
 
 impl Node {
     /// A request opening a data stream. Errors go back to the requester as `Failed`; a
