@@ -126,7 +126,8 @@ mod seeds {
         };
         put("ticket", 0, t.encode().as_bytes());
         put("ticket", 1, t.encode().to_ascii_uppercase().as_bytes());
-        use crate::store::catalog::{CatalogEntry, Timestamp, Version};
+        use crate::store::catalog::{CatalogEntry, Version};
+        use crate::store::hlc::Timestamp;
         let data = vec![7u8; 100_000];
         let e = CatalogEntry {
             name: "song".into(),

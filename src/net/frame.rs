@@ -139,7 +139,8 @@ mod tests {
     #[test]
     fn the_largest_entry_fits_its_frames() {
         use crate::id::PeerId;
-        use crate::store::catalog::{CoverRef, MAX_NAME_BYTES, validate_entry};
+        use crate::store::catalog::{CoverRef, validate_entry};
+        use crate::store::track_name::MAX_NAME_BYTES;
         use crate::store::track_tags::MAX_TAG_BYTES;
         let tag = || Some("é".repeat(MAX_TAG_BYTES / 2));
         let mut e = crate::store::catalog::sample_entry(&"n".repeat(MAX_NAME_BYTES));

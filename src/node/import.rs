@@ -6,7 +6,8 @@
 
 use super::Node;
 use crate::audio::{self, FileTags, TrackInfo};
-use crate::store::catalog::{FileDigest, FileHasher, MAX_NAME_BYTES, is_invisible_format};
+use crate::store::catalog::{FileDigest, FileHasher};
+use crate::store::track_name::{MAX_NAME_BYTES, is_invisible_format};
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -421,7 +422,7 @@ mod tests {
         assert!(n.len() <= MAX_NAME_BYTES - SUFFIX_ROOM);
         let suffixed = unique_name(&n, |x| x == n);
         assert!(suffixed.len() <= MAX_NAME_BYTES && suffixed.ends_with(" (2)"));
-        assert!(crate::store::catalog::validate_name(&suffixed).is_ok());
+        assert!(crate::store::track_name::validate_name(&suffixed).is_ok());
         let taken = ["a", "a (2)"];
         assert_eq!(unique_name("a", |x| taken.contains(&x)), "a (3)");
         assert_eq!(

@@ -3,8 +3,9 @@
 use super::{Node, now_ms};
 use crate::id::PeerId;
 use crate::net::msg::Msg;
-use crate::store::catalog::{Version, validate_name};
+use crate::store::catalog::Version;
 use crate::store::playlists::{PlaylistItem, PlaylistView, Playlists};
+use crate::store::track_name::validate_name;
 use anyhow::{Result, anyhow, bail};
 use tracing::warn;
 

@@ -9,8 +9,9 @@ use crate::mesh::placement;
 use crate::net::frame;
 use crate::net::msg::Msg;
 use crate::store::catalog::{
-    CatalogEntry, CoverRef, EntryKey, MAX_COVER_BYTES, Version, validate_entry, validate_name,
+    CatalogEntry, CoverRef, EntryKey, MAX_COVER_BYTES, Version, validate_entry,
 };
+use crate::store::track_name::validate_name;
 use anyhow::{Result, anyhow, bail};
 use std::collections::BTreeSet;
 use std::io::Read;

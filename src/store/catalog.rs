@@ -6,91 +6,15 @@
 //! and still end with identical catalogs. Removal writes a tombstone rather than deleting,
 //! otherwise a peer that missed the removal would resurrect the track on its next exchange.
 
+use super::hlc::Timestamp;
 use super::library::LibraryIndex;
 use super::recon::{ItemHash, RangeFp, ReconSet};
+use super::track_name::{is_invisible_format, shown_names, suffix_parent, validate_name};
 use super::track_tags::TrackTags;
 use crate::id::PeerId;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-
-/// A hybrid logical clock reading: 48 bits of Unix milliseconds, then a 16-bit counter.
-///
-/// Packing both into one integer keeps comparisons and the wire form trivial, and 48 bits of
-/// milliseconds last until the year 10889.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct Timestamp(pub u64);
-
-const MS_MASK: u64 = (1 << 48) - 1;
-
-impl Timestamp {
-    pub fn new(ms: u64, counter: u16) -> Self {
-        Timestamp(((ms & MS_MASK) << 16) | counter as u64)
-    }
-
-    pub fn ms(self) -> u64 {
-        self.0 >> 16
-    }
-
-    pub fn counter(self) -> u16 {
-        self.0 as u16
-    }
-}
-
-/// Hybrid logical clock (Kulkarni et al., 2014).
-///
-/// Wall clocks alone would let a peer whose clock runs slow lose every write it makes after
-/// seeing a newer one; a pure logical counter would lose the "roughly when" that makes last
-/// writer wins match what users expect. An HLC stays close to wall time yet never goes
-/// backwards and always orders a write after every write its peer has seen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Hlc {
-    last: Timestamp,
-}
-
-impl Hlc {
-    /// Resume after a restart: pass the newest timestamp this peer issued or observed, so a
-    /// wall clock that stepped back cannot make new writes lose to old ones.
-    pub fn resume(last: Timestamp) -> Self {
-        Hlc { last }
-    }
-
-    pub fn last(&self) -> Timestamp {
-        self.last
-    }
-
-    /// A timestamp for a local write, strictly greater than any issued or observed so far.
-    pub fn now(&mut self, wall_ms: u64) -> Timestamp {
-        let wall = wall_ms & MS_MASK;
-        self.last = if wall > self.last.ms() {
-            Timestamp::new(wall, 0)
-        } else {
-            bump(self.last)
-        };
-        self.last
-    }
-
-    /// Fold in a timestamp seen on a remote write, so our next write orders after it.
-    pub fn observe(&mut self, remote: Timestamp, wall_ms: u64) {
-        let wall = wall_ms & MS_MASK;
-        let (l, r) = (self.last, remote);
-        let ms = l.ms().max(r.ms()).max(wall);
-        self.last = match (ms == l.ms(), ms == r.ms()) {
-            (true, true) => bump(l.max(r)),
-            (true, false) => bump(l),
-            (false, true) => bump(r),
-            (false, false) => Timestamp::new(ms, 0),
-        };
-    }
-}
-
-/// The next reading: the packing makes a full counter carry into the milliseconds (never
-/// wrapping, which would break monotonicity), and the end of time saturates.
-fn bump(t: Timestamp) -> Timestamp {
-    Timestamp(t.0.saturating_add(1))
-}
 
 /// Who wrote an entry and when; the derived order (ts, then peer) decides last writer wins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -644,42 +568,6 @@ impl Catalog {
     }
 }
 
-/// The names `count` live lineages pushed under `name` are shown as, earliest first: the
-/// first keeps `name`, the others take `name (2)`, `name (3)`… passing over any such name
-/// that a track was pushed under itself.
-pub fn shown_names(name: &str, count: usize, pushed: impl Fn(&str) -> bool) -> Vec<String> {
-    let mut out = Vec::with_capacity(count);
-    if count == 0 {
-        return out;
-    }
-    out.push(name.to_string());
-    let mut n = 2u64;
-    while out.len() < count {
-        let candidate = suffixed(name, n);
-        n += 1;
-        if !pushed(&candidate) {
-            out.push(candidate);
-        }
-    }
-    out
-}
-
-/// `name (n)`: how a clash is told apart.
-pub fn suffixed(name: &str, n: u64) -> String {
-    format!("{name} ({n})")
-}
-
-/// `X` for a name of the form `X (n)` with n ≥ 2, as [`suffixed`] writes it.
-pub fn suffix_parent(name: &str) -> Option<&str> {
-    let inner = name.strip_suffix(')')?;
-    let open = inner.rfind(" (")?;
-    let digits = &inner[open + 2..];
-    let canonical = !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0');
-    (canonical && digits != "1").then(|| &name[..open])
-}
-
 /// The database key of an entry: its name, a unit separator (never in a valid name), then
 /// its lineage.
 pub fn db_key(key: &EntryKey) -> String {
@@ -687,58 +575,6 @@ pub fn db_key(key: &EntryKey) -> String {
 }
 
 pub const KEY_SEPARATOR: char = '\u{1f}';
-
-/// The longest track name, in bytes.
-pub const MAX_NAME_BYTES: usize = 200;
-
-/// Track names end up in file names (`get` writes `./NAME.<ext>`) and in one-line terminal
-/// output, so anything that could escape a directory or garble a line is refused.
-pub fn validate_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("track name is empty".into());
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return Err(format!(
-            "track name is too long ({} bytes, at most {MAX_NAME_BYTES})",
-            name.len()
-        ));
-    }
-    if name.contains(['/', '\\']) {
-        return Err(format!(
-            "track name {name:?} contains a path separator ('/' or '\\')"
-        ));
-    }
-    if name.contains('\0') {
-        return Err(format!("track name {name:?} contains a NUL byte"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(format!("track name {name:?} contains a control character"));
-    }
-    if let Some(c) = name.chars().find(|c| is_invisible_format(*c)) {
-        return Err(format!(
-            "track name {name:?} contains an invisible or direction-changing character (U+{:04X})",
-            c as u32
-        ));
-    }
-    if name == "." || name == ".." {
-        return Err(format!("track name {name:?} is not a name"));
-    }
-    Ok(())
-}
-
-/// Bidirectional overrides and isolates, and zero-width characters: they make a name show as
-/// something else (`\u{202e}gnp.exe` shows as `exe.png`).
-pub fn is_invisible_format(c: char) -> bool {
-    matches!(c,
-        '\u{200b}'..='\u{200f}' // zero-width space/joiners, LRM, RLM
-        | '\u{202a}'..='\u{202e}' // embeddings and overrides
-        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
-        | '\u{2066}'..='\u{2069}' // isolates
-        | '\u{061c}' // Arabic letter mark
-        | '\u{feff}' // zero-width no-break space
-        | '\u{180e}' // Mongolian vowel separator
-    )
-}
 
 /// Largest track accepted from anyone: bounds what a peer's catalog entry can make us
 /// allocate or wait for.
@@ -895,53 +731,6 @@ mod tests {
     }
 
     #[test]
-    fn timestamp_packing() {
-        let t = Timestamp::new(1_700_000_000_000, 7);
-        assert_eq!((t.ms(), t.counter()), (1_700_000_000_000, 7));
-        assert!(Timestamp::new(5, 0) > Timestamp::new(4, u16::MAX));
-        let bytes = postcard::to_allocvec(&t).unwrap();
-        assert_eq!(postcard::from_bytes::<Timestamp>(&bytes).unwrap(), t);
-    }
-
-    #[test]
-    fn hlc_survives_clock_going_back_and_counter_overflow() {
-        let mut c = Hlc::default();
-        let a = c.now(1000);
-        let b = c.now(900);
-        assert!(b > a && b.ms() == 1000);
-        c.observe(Timestamp::new(5000, 3), 1000);
-        let d = c.now(1000);
-        assert_eq!((d.ms(), d.counter()), (5000, 5));
-        let mut full = Hlc::resume(Timestamp::new(10, u16::MAX));
-        assert_eq!(full.now(0), Timestamp::new(11, 0));
-        assert_eq!(c.now(6000), Timestamp::new(6000, 0));
-        let mut end = Hlc::default();
-        end.observe(Timestamp(u64::MAX), 0);
-        assert_eq!(end.now(0), Timestamp(u64::MAX));
-    }
-
-    proptest! {
-        #[test]
-        fn hlc_is_monotonic_and_causal(ops in prop::collection::vec((any::<bool>(), 0u64..50, 0u64..50, any::<u16>()), 1..60)) {
-            let mut c = Hlc::default();
-            let mut floor = Timestamp::default();
-            for (local, wall, rms, rc) in ops {
-                if local {
-                    let t = c.now(wall);
-                    prop_assert!(t > floor);
-                    prop_assert!(t.ms() >= wall);
-                    floor = t;
-                } else {
-                    let r = Timestamp::new(rms, rc);
-                    c.observe(r, wall);
-                    prop_assert!(c.last() >= r.max(floor));
-                    floor = c.last();
-                }
-            }
-        }
-    }
-
-    #[test]
     fn last_writer_wins_ties_by_peer() {
         let old = entry("song", 10, 1);
         let new = entry("song", 11, 0);
@@ -1025,21 +814,6 @@ mod tests {
     }
 
     #[test]
-    fn suffix_names_parse_back() {
-        assert_eq!(suffix_parent("a (2)"), Some("a"));
-        assert_eq!(suffix_parent("a (b) (12)"), Some("a (b)"));
-        assert_eq!(suffix_parent("a (1)"), None);
-        assert_eq!(suffix_parent("a (02)"), None);
-        assert_eq!(suffix_parent("a ()"), None);
-        assert_eq!(suffix_parent("a"), None);
-        assert_eq!(suffix_parent(&suffixed("x", 7)), Some("x"));
-        assert_eq!(
-            shown_names("x", 3, |n| n == "x (2)"),
-            ["x", "x (3)", "x (4)"]
-        );
-    }
-
-    #[test]
     fn prune_waits_for_every_member() {
         let mut c = Catalog::new();
         c.apply(tombstone("gone", (1, 1), 5, 1, &[1]));
@@ -1092,49 +866,6 @@ mod tests {
         let mut c = Catalog::new();
         assert!(!c.apply(entry("../etc/passwd", 1, 1)));
         assert!(c.all().next().is_none());
-    }
-
-    #[test]
-    fn name_validation() {
-        assert!(validate_name("Song – 01 (live).flac").is_ok());
-        assert!(validate_name(&"é".repeat(100)).is_ok());
-        assert_eq!(validate_name("").unwrap_err(), "track name is empty");
-        let long = validate_name(&"a".repeat(201)).unwrap_err();
-        assert!(long.contains("too long (201 bytes"), "{long}");
-        assert!(
-            validate_name(&"é".repeat(101))
-                .unwrap_err()
-                .contains("too long")
-        );
-        assert!(validate_name("a/b").unwrap_err().contains("path separator"));
-        assert!(
-            validate_name("a\\b")
-                .unwrap_err()
-                .contains("path separator")
-        );
-        assert!(validate_name("a\0b").unwrap_err().contains("NUL"));
-        for bad in [
-            "\u{202e}gnp.exe",
-            "a\u{200b}b",
-            "x\u{2067}y",
-            "\u{feff}song",
-        ] {
-            assert!(
-                validate_name(bad).unwrap_err().contains("invisible"),
-                "{bad:?}"
-            );
-        }
-        assert!(validate_name(".").is_err());
-        assert!(validate_name("..").is_err());
-        assert!(validate_name("...").is_ok());
-        for bad in ["a\nb", "a\tb", "\u{1b}[31m", "a\u{7f}", "a\u{85}"] {
-            assert!(
-                validate_name(bad)
-                    .unwrap_err()
-                    .contains("control character"),
-                "{bad:?}"
-            );
-        }
     }
 
     /// Small spaces on purpose: few names, clock values and peers make ties and conflicts

@@ -302,7 +302,8 @@ mod tests {
     /// The catalog's index, kept up to date change by change, answers as one built afresh.
     #[test]
     fn an_index_kept_up_to_date_answers_as_a_fresh_one() {
-        use crate::store::catalog::{Catalog, Timestamp, Version};
+        use crate::store::catalog::{Catalog, Version};
+        use crate::store::hlc::Timestamp;
         use proptest::prelude::*;
         let names = ["a", "b", "c", "a (2)", "d"];
         let titles = ["Café del Mar", "Sunrise", "Evening Tide", "Delmar Road"];

@@ -147,7 +147,8 @@ fn decode_old(bytes: &[u8]) -> Option<CatalogEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::catalog::{CoverRef, Timestamp};
+    use crate::store::catalog::CoverRef;
+    use crate::store::hlc::Timestamp;
 
     const CHUNK_SIZE: u32 = 65536;
 

@@ -73,11 +73,11 @@ impl Playlists {
 
     /// Merges one item in; the stored item when that changed something.
     pub fn apply(&mut self, item: PlaylistItem) -> Option<&PlaylistItem> {
-        if super::catalog::validate_name(&item.playlist).is_err()
+        if super::track_name::validate_name(&item.playlist).is_err()
             || item
                 .track
                 .as_deref()
-                .is_some_and(|t| super::catalog::validate_name(t).is_err())
+                .is_some_and(|t| super::track_name::validate_name(t).is_err())
             || !valid_order(&item.order)
             || item.moved < item.id
         {
@@ -306,7 +306,7 @@ pub fn key_between(lo: &[u8], hi: Option<&[u8]>) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::id::PeerId;
-    use crate::store::catalog::Timestamp;
+    use crate::store::hlc::Timestamp;
     use proptest::prelude::*;
 
     fn v(ms: u64, by: u8) -> Version {

@@ -56,7 +56,7 @@ pub fn clean_tag(raw: &str) -> Option<String> {
             space = !out.is_empty();
             continue;
         }
-        if c.is_control() || super::catalog::is_invisible_format(c) {
+        if c.is_control() || super::track_name::is_invisible_format(c) {
             continue;
         }
         let extra = if space { 1 } else { 0 };

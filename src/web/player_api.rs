@@ -301,7 +301,7 @@ pub async fn upload(
             })
         })
         .unwrap_or_default();
-    if let Err(e) = crate::store::catalog::validate_name(&name) {
+    if let Err(e) = crate::store::track_name::validate_name(&name) {
         return fail(StatusCode::BAD_REQUEST, e);
     }
     let replace = q.get("replace").is_some_and(|v| v == "1" || v == "true");
