@@ -3,6 +3,7 @@
 //! its methods.
 
 mod blob_range;
+mod catalog_news;
 mod catalog_sync;
 #[cfg(test)]
 pub(crate) use catalog_sync::batches as catalog_batches;

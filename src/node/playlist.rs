@@ -126,7 +126,7 @@ impl Node {
             let wall = now_ms();
             let mut changed = Vec::new();
             for item in items {
-                if item.moved.ts.ms() > wall + super::storage::MAX_CLOCK_SKEW_MS {
+                if item.moved.ts.ms() > wall + super::catalog_news::MAX_CLOCK_SKEW_MS {
                     warn!("ignoring a playlist edit from the far future");
                     continue;
                 }
