@@ -17,6 +17,7 @@ mod decode;
 mod device_out;
 mod feed;
 mod gain;
+mod jump_cursor;
 mod null_out;
 mod output;
 mod player;
