@@ -126,6 +126,15 @@ impl OutboardBuilder {
             if data.is_empty() && size > 0 {
                 return;
             }
+            // A whole piece in hand is hashed where it lies: only pieces cut across calls
+            // are gathered in `buf`.
+            if self.buf.is_empty() && data.len() >= size {
+                let (piece, rest) = data.split_at(size);
+                self.stack.push(hash_piece(start, piece, is_root));
+                data = rest;
+                self.advance();
+                continue;
+            }
             let take = (size - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
