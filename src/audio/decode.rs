@@ -16,6 +16,11 @@ use symphonia::core::meta::MetadataOptions;
 /// Undecodable packets in a row after which a stream is considered garbage, not damaged.
 pub(crate) const MAX_CONSECUTIVE_BAD_PACKETS: u32 = 64;
 
+/// Beyond these a header is lying (a WAV may claim any 32-bit rate), and believing it would
+/// size the output ring and the resampler from it: gigabytes, or an abort.
+pub(crate) const MAX_SAMPLE_RATE: u32 = 768_000;
+pub(crate) const MAX_CHANNELS: u16 = 32;
+
 /// What one call to [`PacketSource::next`] produced.
 #[derive(Debug)]
 pub(crate) enum Step {
@@ -82,8 +87,13 @@ impl<'s> PacketSource<'s> {
         let channels = params
             .channels
             .as_ref()
-            .map(|c| u16::try_from(c.count()).unwrap_or(0))
+            .map(|c| u16::try_from(c.count()).unwrap_or(u16::MAX))
             .unwrap_or(0);
+        if sample_rate > MAX_SAMPLE_RATE || channels > MAX_CHANNELS {
+            return Err(OpenError::Reason(
+                "sample rate or channel count out of range",
+            ));
+        }
         let duration_s = match (track.num_frames, sample_rate) {
             (Some(n), r) if r > 0 && n > 0 => Some(n as f64 / f64::from(r)),
             _ => match (track.duration, track.time_base) {
@@ -222,10 +232,16 @@ impl<'s> PacketSource<'s> {
         match self.decoder.decode(&packet) {
             Ok(buf) => {
                 let spec = buf.spec();
+                let ch = u16::try_from(spec.channels().count()).unwrap_or(u16::MAX);
+                if spec.rate() > MAX_SAMPLE_RATE || ch > MAX_CHANNELS {
+                    return Step::Skipped(format!(
+                        "{} Hz, {ch} channels is out of range",
+                        spec.rate()
+                    ));
+                }
                 if spec.rate() > 0 {
                     self.sample_rate = spec.rate();
                 }
-                let ch = u16::try_from(spec.channels().count()).unwrap_or(0);
                 if ch > 0 {
                     self.channels = ch;
                 }

@@ -61,6 +61,25 @@ fn probes_the_demo_track() {
     assert!((info.duration_s - 20.0).abs() < 0.5, "{info:?}");
 }
 
+/// tone.wav (8-bit mono, canonical header) claiming `rate` samples per second.
+pub(super) fn wav_claiming_rate(rate: u32) -> Vec<u8> {
+    let mut wav = fixture("tone.wav");
+    assert_eq!(&wav[12..16], b"fmt ");
+    wav[24..28].copy_from_slice(&rate.to_le_bytes());
+    wav[28..32].copy_from_slice(&rate.to_le_bytes());
+    wav
+}
+
+#[test]
+fn refuses_a_wav_claiming_an_absurd_sample_rate() {
+    let err = probe_bytes(&wav_claiming_rate(u32::MAX - 4), Some("wav"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("out of range"), "{err}");
+    let info = probe_bytes(&wav_claiming_rate(192_000), Some("wav")).unwrap();
+    assert_eq!(info.sample_rate, 192_000);
+}
+
 #[test]
 fn refuses_empty_text_and_random_bytes() {
     let err = probe_bytes(&[], Some("mp3")).unwrap_err().to_string();

@@ -298,6 +298,20 @@ fn unplayable_streams_are_errors() {
     .to_string();
     assert!(err.starts_with("not a decodable audio file"), "{err}");
 
+    // A peer's copy bypasses the push's probe: a header claiming ~4 GHz must not size the
+    // ring (or a resampler) from it.
+    let reader = NetReader::new(super::tests::wav_claiming_rate(u32::MAX - 4));
+    let err = play_from_reader(
+        reader,
+        None,
+        OutputKind::Null,
+        Instant::now(),
+        PlaybackControl::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("not a decodable audio file"), "{err}");
+
     let err = play_from_reader(
         NetReader::new(Vec::new()),
         None,

@@ -200,7 +200,8 @@ impl Node {
             .inner
             .tasks
             .spawn(async move { node.fetch_verified(&e, tx, true, |_| {}).await });
-        let mut data = Vec::with_capacity(entry.size as usize);
+        // The size is the catalog's word until the bytes are checked: reserve a bounded part.
+        let mut data = Vec::with_capacity(entry.size.min(64 << 20) as usize);
         while let Some(c) = rx.recv().await {
             data.extend_from_slice(&c);
         }
