@@ -136,7 +136,11 @@ async fn join_raw(
         version: meff::net::msg::PROTOCOL_VERSION,
         record: MemberRecord {
             id: id.id,
-            name: "raw-member".into(),
+            // One name per raw member: names are unique in a network.
+            name: format!(
+                "raw-{}",
+                dir.file_name().and_then(|n| n.to_str()).unwrap_or("member")
+            ),
             addrs: vec![],
             incarnation: 1,
             left: false,
@@ -148,7 +152,10 @@ async fn join_raw(
         boot: 1,
     });
     send.write_all(&frame::encode(&hello)).await.unwrap();
-    match frame::read_frame(&mut recv).await.unwrap() {
+    match frame::read_frame(&mut recv)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}: {:?}", conn.close_reason()))
+    {
         Msg::HelloAck(_) => {}
         other => panic!("no hello-ack: {}", other.name()),
     }
@@ -388,6 +395,206 @@ async fn a_reader_crying_corrupt_over_a_good_copy_costs_the_holder_nothing() {
     });
     other.get_into("t", tx).await.unwrap();
     assert!(got.await.unwrap() == std::fs::read(&track).unwrap());
+    for n in &nodes {
+        n.leave().await;
+    }
+}
+
+/// Reads control frames until one `pick` accepts, for up to 10 s.
+async fn wait_for_frame<T>(
+    recv: &mut quinn::RecvStream,
+    mut pick: impl FnMut(Msg) -> Option<T>,
+) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match frame::read_frame(recv).await {
+                Ok(m) => {
+                    if let Some(t) = pick(m) {
+                        return Some(t);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holdings_at_the_end_of_the_sequence_or_past_any_bound_cost_the_member_its_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(&["a", "b"], dir.path(), |_| {}).await;
+    let (a, b) = (nodes[0].clone(), nodes[1].clone());
+
+    // A whole set at the last sequence number, then a change after it: the number cannot
+    // grow, and the control stream goes on being served (it answers an ask).
+    let (_ep1, _conn1, mut control, mut control_in, _) =
+        join_raw(&a, &dir.path().join("raw1")).await;
+    let whole_set = |m: Msg| matches!(m, Msg::Holdings { more: false, .. }).then_some(());
+    // A new link starts with the peer's whole set; the answer to the ask is a second one.
+    assert!(wait_for_frame(&mut control_in, whole_set).await.is_some());
+    for msg in [
+        Msg::Holdings {
+            seq: u64::MAX,
+            held: vec![],
+            more: false,
+        },
+        Msg::HoldingsDelta {
+            seq: 3,
+            added: vec![[9; 32]],
+            removed: vec![],
+        },
+        Msg::HoldingsAsk,
+    ] {
+        control.write_all(&frame::encode(&msg)).await.unwrap();
+    }
+    let answered = wait_for_frame(&mut control_in, whole_set).await;
+    assert!(
+        answered.is_some(),
+        "the control stream died on the sequence number"
+    );
+
+    // Changes claiming more blobs than any member can hold of this catalog: the link goes,
+    // the claims with it.
+    let (_ep2, conn2, mut control2, _control2_in, _) = join_raw(&a, &dir.path().join("raw2")).await;
+    let whole = Msg::Holdings {
+        seq: 1,
+        held: vec![],
+        more: false,
+    };
+    control2.write_all(&frame::encode(&whole)).await.unwrap();
+    let mut n = 0u32;
+    let mut seq = 2;
+    let closed = loop {
+        let added: Vec<[u8; 32]> = (0..1800)
+            .map(|_| {
+                n += 1;
+                *blake3::hash(&n.to_le_bytes()).as_bytes()
+            })
+            .collect();
+        let delta = Msg::HoldingsDelta {
+            seq,
+            added,
+            removed: vec![],
+        };
+        seq += 1;
+        if control2.write_all(&frame::encode(&delta)).await.is_err() || seq > 60 {
+            break tokio::time::timeout(Duration::from_secs(10), conn2.closed()).await;
+        }
+    };
+    match closed {
+        Ok(quinn::ConnectionError::ApplicationClosed(c)) => {
+            assert_eq!(c.error_code.into_inner(), u64::from(close_code::PROTOCOL));
+        }
+        other => panic!("a member claiming {n} blobs kept its link: {other:?}"),
+    }
+    // The mesh is untouched.
+    assert_eq!(state_of(&a, &b).as_deref(), Some("alive"));
+    a.leave().await;
+    b.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_playlist_digests_gets_one_answer_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(&["a", "b"], dir.path(), |_| {}).await;
+    let (a, b) = (nodes[0].clone(), nodes[1].clone());
+    let (_ep, _conn, mut control, mut control_in, _) = join_raw(&a, &dir.path().join("raw")).await;
+    let answers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = answers.clone();
+    tokio::spawn(async move {
+        while let Ok(m) = frame::read_frame(&mut control_in).await {
+            if matches!(m, Msg::Playlists(_)) {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    for i in 0..200u32 {
+        let digest = *blake3::hash(&i.to_le_bytes()).as_bytes();
+        control
+            .write_all(&frame::encode(&Msg::PlaylistDigest(digest)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let got = answers.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(got >= 1, "a digest that differs is answered");
+    assert!(
+        got as f64 <= seconds + 1.0,
+        "{got} answers in {seconds:.1} s to 200 digests"
+    );
+    assert_eq!(state_of(&a, &b).as_deref(), Some("alive"));
+    a.leave().await;
+    b.leave().await;
+}
+
+/// A small stereo WAV of `secs` seconds at `path`.
+fn small_wav(path: &std::path::Path, secs: u32, pitch: f32) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 8_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..8_000 * secs {
+        let s = ((i as f32 * pitch).sin() * 8000.0) as i16;
+        w.write_sample(s).unwrap();
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_holding_stores_open_takes_only_its_share_of_store_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(&["a", "b"], dir.path(), |c| c.replicas = 2).await;
+    let (a, b) = (nodes[0].clone(), nodes[1].clone());
+    let first = dir.path().join("first.wav");
+    small_wav(&first, 1, 0.05);
+    a.push("first", &first, |_, _| {}).await.unwrap();
+    let template = a.entry("first").unwrap();
+    let (_ep, conn, _control, _control_in, _) = join_raw(&a, &dir.path().join("raw")).await;
+
+    // Stores that send a few bytes of 10 MiB and then nothing: each would hold a writer.
+    let mut answers = Vec::new();
+    for i in 0..24u32 {
+        let mut entry = template.clone();
+        entry.hash = *blake3::hash(&i.to_le_bytes()).as_bytes();
+        entry.size = 10 << 20;
+        let (mut s, r) = conn.open_bi().await.unwrap();
+        let store = Msg::Store {
+            entry: Box::new(entry),
+            chain: vec![],
+        };
+        s.write_all(&frame::encode(&store)).await.unwrap();
+        s.write_all(&[0u8; 1000]).await.unwrap();
+        answers.push((s, r));
+    }
+    let mut refused = 0;
+    for (_s, r) in answers.iter_mut() {
+        if let Ok(Ok(Msg::Failed { reason })) =
+            tokio::time::timeout(Duration::from_millis(300), frame::read_frame(r)).await
+        {
+            assert!(reason.contains("too many uploads"), "{reason}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 24 - 16, "one peer holds at most 16 stores");
+
+    // Another peer's push still lands on a while those hang.
+    let second = dir.path().join("second.wav");
+    small_wav(&second, 1, 0.07);
+    let before = a.stored_bytes();
+    b.push("second", &second, |_, _| {}).await.unwrap();
+    assert!(a.stored_bytes() > before, "a stored nothing of b's push");
+    // Gone before a leaves, or a would hand its copies to a member that never answers.
+    conn.close(0u32.into(), b"done");
     for n in &nodes {
         n.leave().await;
     }

@@ -13,6 +13,8 @@ use tracing::warn;
 
 /// Peers a catalog change that was news to us is passed on to.
 const CATALOG_RUMOR_FANOUT: usize = 2;
+/// The least time between two answers of all our playlists to one peer's digests.
+const PLAYLISTS_ANSWER_GAP: Duration = Duration::from_secs(1);
 /// Entries stamped further than this ahead of our clock are refused.
 pub(super) const MAX_CLOCK_SKEW_MS: u64 = 3_600_000;
 
@@ -76,36 +78,14 @@ impl Node {
         let me = self.id();
         let mut changed = Vec::new();
         let mut acked = Vec::new();
-        let mut st = self.state();
+        let mut guard = self.state();
+        let st = &mut *guard;
         let wall = now_ms();
-        for e in entries {
-            if let Err(why) = validate_entry(&e) {
-                warn!("ignoring catalog entry {:?}: {why}", e.name);
-                continue;
+        st.catalog.batch(|catalog| {
+            for e in entries {
+                merge_one(catalog, &mut st.hlc, e, wall, me, &mut changed, &mut acked);
             }
-            // A clock far ahead of ours would pin our clock; such entries are refused.
-            if e.version.ts.ms() > wall + MAX_CLOCK_SKEW_MS {
-                warn!(
-                    "ignoring catalog entry {:?}: its clock is far in the future",
-                    e.name
-                );
-                continue;
-            }
-            st.hlc.observe(e.version.ts, wall);
-            let key = e.key();
-            let mut did = st.catalog.apply(e);
-            let mut ack = false;
-            if st.catalog.by_key(&key).is_some_and(|x| x.tombstone) {
-                ack = st.catalog.ack_tombstone(&key, me);
-                did |= ack;
-            }
-            if did && let Some(x) = st.catalog.by_key(&key) {
-                if ack {
-                    acked.push(x.clone());
-                }
-                changed.push(x.clone());
-            }
-        }
+        });
         (changed, acked)
     }
 
@@ -277,7 +257,7 @@ impl Node {
                     let mut guard = self.state();
                     let st = &mut *guard;
                     match st.holdings_seen.get(&peer).copied() {
-                        Some(s) if seq == s + 1 => {
+                        Some(s) if Some(seq) == s.checked_add(1) => {
                             for h in removed {
                                 st.holdings.remove(peer, &h);
                             }
@@ -285,6 +265,18 @@ impl Node {
                                 st.holdings.add(peer, h);
                             }
                             st.holdings_seen.insert(peer, seq);
+                            // The same bound as on a whole set (see `Holdings`).
+                            let cap = 2 * st.catalog.entry_count() + 65_536;
+                            if st
+                                .holdings
+                                .of_peer(&peer)
+                                .is_some_and(|set| set.len() > cap)
+                            {
+                                st.holdings.forget(&peer);
+                                st.holdings_seen.remove(&peer);
+                                drop(guard);
+                                bail!("holdings of more blobs than the catalog has");
+                            }
                             false
                         }
                         Some(s) if seq <= s => false,
@@ -315,17 +307,68 @@ impl Node {
             Msg::HoldingsAsk => self.send_holdings(peer),
             Msg::Playlists(items) => self.apply_playlists(items, Some(peer)),
             Msg::PlaylistDigest(d) => {
-                let all = {
-                    let st = self.state();
-                    (st.playlists.digest() != d)
-                        .then(|| st.playlists.all().cloned().collect::<Vec<_>>())
-                };
-                if let Some(all) = all {
-                    self.send_to(peer, Msg::Playlists(all));
+                // Digests come every few seconds; more often, they would make us copy every
+                // playlist for each one.
+                let mut st = self.state();
+                if st.playlists.digest() == d {
+                    return Ok(());
                 }
+                let now = Instant::now();
+                let Some(link) = st.links.get_mut(&peer) else {
+                    return Ok(());
+                };
+                if link
+                    .playlists_answered
+                    .is_some_and(|t| now.duration_since(t) < PLAYLISTS_ANSWER_GAP)
+                {
+                    return Ok(());
+                }
+                link.playlists_answered = Some(now);
+                let control = link.control.clone();
+                let all = st.playlists.all().cloned().collect::<Vec<_>>();
+                drop(st);
+                control.send_whole_set(Msg::Playlists(all));
             }
             other => bail!("unexpected {} on the control stream", other.name()),
         }
         Ok(())
+    }
+}
+
+/// Merges one entry from a peer; what changed (and the tombstones we now ack) is collected.
+fn merge_one(
+    catalog: &mut crate::store::catalog::Catalog,
+    hlc: &mut crate::store::hlc::Hlc,
+    e: CatalogEntry,
+    wall: u64,
+    me: PeerId,
+    changed: &mut Vec<CatalogEntry>,
+    acked: &mut Vec<CatalogEntry>,
+) {
+    if let Err(why) = validate_entry(&e) {
+        warn!("ignoring catalog entry {:?}: {why}", e.name);
+        return;
+    }
+    // A clock far ahead of ours would pin our clock; such entries are refused.
+    if e.version.ts.ms() > wall + MAX_CLOCK_SKEW_MS {
+        warn!(
+            "ignoring catalog entry {:?}: its clock is far in the future",
+            e.name
+        );
+        return;
+    }
+    hlc.observe(e.version.ts, wall);
+    let key = e.key();
+    let mut did = catalog.apply(e);
+    let mut ack = false;
+    if catalog.by_key(&key).is_some_and(|x| x.tombstone) {
+        ack = catalog.ack_tombstone(&key, me);
+        did |= ack;
+    }
+    if did && let Some(x) = catalog.by_key(&key) {
+        if ack {
+            acked.push(x.clone());
+        }
+        changed.push(x.clone());
     }
 }

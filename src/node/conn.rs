@@ -344,6 +344,7 @@ impl Node {
                 control: tx,
                 // The handshake's ACKs are not news of a first beat.
                 acks_heard: conn.stats().frame_rx.acks,
+                playlists_answered: None,
             },
         );
         let was_dead = st.live.state(&peer) == Some(PeerState::Dead);

@@ -15,8 +15,9 @@ pub(crate) const MAX_QUEUED: usize = 256;
 #[derive(Default)]
 struct Queue {
     ordered: VecDeque<Msg>,
-    /// Members, CatalogDigest, HoldingsDigest, PlaylistDigest, MembersDigest: the latest of each.
-    snapshots: [Option<Msg>; 5],
+    /// Members, CatalogDigest, HoldingsDigest, PlaylistDigest, MembersDigest, and a whole
+    /// playlist set answering a digest: the latest of each.
+    snapshots: [Option<Msg>; 6],
     closed: bool,
 }
 
@@ -78,15 +79,30 @@ fn snapshot_slot(msg: &Msg) -> Option<usize> {
     }
 }
 
+/// The slot of a whole set sent with [`ControlTx::send_whole_set`].
+const WHOLE_SET_SLOT: usize = 5;
+
 impl ControlTx {
     /// Queues `msg`; false when the link is closed or has just overflowed (and is closed).
     pub(crate) fn send(&self, msg: Msg) -> bool {
+        let slot = snapshot_slot(&msg);
+        self.queue(msg, slot)
+    }
+
+    /// Queues a whole set (all playlists, answering a digest) that replaces one still
+    /// waiting: a peer that sends digests and does not read costs one copy, not one each.
+    /// Merging is order-free, so it may overtake ordered messages.
+    pub(crate) fn send_whole_set(&self, msg: Msg) -> bool {
+        self.queue(msg, Some(WHOLE_SET_SLOT))
+    }
+
+    fn queue(&self, msg: Msg, slot: Option<usize>) -> bool {
         let overflow = {
             let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
             if q.closed {
                 return false;
             }
-            match snapshot_slot(&msg) {
+            match slot {
                 Some(i) => {
                     q.snapshots[i] = Some(msg);
                     false
@@ -184,6 +200,25 @@ mod tests {
         // Nothing else was waiting: 2000 snapshots cost two messages.
         let next = tokio::time::timeout(std::time::Duration::from_millis(50), rx.recv()).await;
         assert!(next.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_whole_set_replaces_the_one_still_waiting() {
+        let (tx, mut rx) = control_queue(|| {});
+        for i in 0..1000u64 {
+            assert!(tx.send_whole_set(Msg::Leave { incarnation: i }));
+        }
+        assert!(tx.send(Msg::Leave { incarnation: 5000 }));
+        assert!(matches!(
+            rx.recv().await,
+            Some(Msg::Leave { incarnation: 5000 })
+        ));
+        assert!(matches!(
+            rx.recv().await,
+            Some(Msg::Leave { incarnation: 999 })
+        ));
+        let next = tokio::time::timeout(std::time::Duration::from_millis(50), rx.recv()).await;
+        assert!(next.is_err(), "1000 whole sets cost one message");
     }
 
     #[tokio::test]

@@ -22,6 +22,7 @@ mod introduce;
 mod listen;
 mod lock;
 mod memory;
+mod peer_slots;
 mod playlist;
 mod probes;
 pub mod push;
@@ -70,8 +71,11 @@ pub mod close_code {
 /// How long after start commands wait for the first catalog sync before answering anyway.
 pub const SYNC_WAIT: Duration = Duration::from_secs(10);
 
-/// Concurrent uploads a peer serves; more wait in line.
+/// Concurrent uploads a peer serves; more wait in line. One peer gets at most half.
 const MAX_UPLOADS: usize = 8;
+/// Concurrent stores a peer writes (each holds a blocking thread for its disk writes); more
+/// are refused. One peer gets at most a quarter.
+const MAX_STORES: usize = 64;
 
 #[derive(Clone, Debug)]
 pub enum JoinTarget {
@@ -122,6 +126,8 @@ pub(crate) struct PeerLink {
     pub control: control_queue::ControlTx,
     /// ACK frames the peer had sent on this link at the last liveness check.
     pub acks_heard: u64,
+    /// When we last sent the peer all our playlists because its digest differed.
+    pub playlists_answered: Option<std::time::Instant>,
 }
 
 pub(crate) struct State {
@@ -214,7 +220,9 @@ pub(crate) struct Inner {
     pub local_addr: SocketAddr,
     pub blobs: BlobStore,
     /// Caps concurrent uploads; requests beyond it wait their turn.
-    pub upload_slots: tokio::sync::Semaphore,
+    pub upload_slots: peer_slots::PeerSlots,
+    /// Caps concurrent incoming stores; stores beyond it are refused.
+    pub store_slots: peer_slots::PeerSlots,
     /// Transfers we serve right now (what our heartbeats report).
     pub serving: std::sync::atomic::AtomicUsize,
     pub now_playing: Mutex<Option<listen::Session>>,
@@ -361,14 +369,16 @@ impl Node {
         let held = blobs.list();
         let mut catalog = Catalog::new();
         let mut migrated = Vec::new();
-        db.each_catalog_row(crate::store::old_catalog::decode_stored, |row| match row {
-            StoredRow::Current(e) => {
-                catalog.apply(e);
-            }
-            StoredRow::Old(e) => {
-                migrated.push(e.clone());
-                catalog.apply(e);
-            }
+        catalog.batch(|catalog| {
+            db.each_catalog_row(crate::store::old_catalog::decode_stored, |row| match row {
+                StoredRow::Current(e) => {
+                    catalog.apply(e);
+                }
+                StoredRow::Old(e) => {
+                    migrated.push(e.clone());
+                    catalog.apply(e);
+                }
+            })
         })?;
         let mut playlists = crate::store::playlists::Playlists::new();
         for item in db.load_playlists::<crate::store::playlists::PlaylistItem>()? {
@@ -460,7 +470,8 @@ impl Node {
                 created_network,
                 local_addr,
                 blobs,
-                upload_slots: tokio::sync::Semaphore::new(MAX_UPLOADS),
+                upload_slots: peer_slots::PeerSlots::new(MAX_UPLOADS, MAX_UPLOADS / 2),
+                store_slots: peer_slots::PeerSlots::new(MAX_STORES, MAX_STORES / 4),
                 serving: std::sync::atomic::AtomicUsize::new(0),
                 now_playing: Mutex::new(None),
                 queue: Mutex::new(queue::Queue::default()),

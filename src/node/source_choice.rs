@@ -29,7 +29,7 @@ pub(crate) fn better_holder(
 ) -> Option<PeerId> {
     others
         .iter()
-        .filter(|(p, l)| *p != current && !slow.contains(p) && l + 1 < current_load)
+        .filter(|(p, l)| *p != current && !slow.contains(p) && l.saturating_add(1) < current_load)
         .min_by_key(|(p, l)| (*l, *p))
         .map(|(p, _)| *p)
 }

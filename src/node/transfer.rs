@@ -63,7 +63,7 @@ impl Node {
         recv: quinn::RecvStream,
     ) {
         let result = match msg {
-            Msg::Fetch { hash, offset } => self.serve_fetch(hash, offset, &mut send).await,
+            Msg::Fetch { hash, offset } => self.serve_fetch(peer, hash, offset, &mut send).await,
             Msg::Store { entry, chain } => {
                 self.serve_store(peer, *entry, chain, &mut send, recv).await
             }
@@ -112,6 +112,7 @@ impl Node {
     /// one before those says so when it stops the stream, and we check our whole copy then.
     async fn serve_fetch(
         &self,
+        peer: PeerId,
         hash: [u8; 32],
         offset: u64,
         send: &mut quinn::SendStream,
@@ -122,9 +123,9 @@ impl Node {
         let _slot = self
             .inner
             .upload_slots
-            .acquire()
+            .acquire(peer)
             .await
-            .map_err(|_| anyhow!("shutting down"))?;
+            .ok_or_else(|| anyhow!("shutting down"))?;
         let _serving = super::source_choice::Serving::start(&self.inner.serving);
         let (mut range, size) = match self.open_range(&hash, offset).await {
             Ok(r) => r,
@@ -273,6 +274,9 @@ impl Node {
         mut recv: quinn::RecvStream,
     ) -> Result<()> {
         validate_blob_entry(&entry).map_err(|e| anyhow!(e))?;
+        let Some(_slot) = self.inner.store_slots.try_acquire(from) else {
+            bail!("too many uploads at once; try again later");
+        };
         let me = self.id();
         if chain.len() > MAX_CHAIN || chain.contains(&me) || chain.contains(&from) {
             bail!("invalid replication chain");
