@@ -54,10 +54,17 @@ async fn serve(bytes: u64) -> Result<()> {
 }
 
 async fn connect(addr: SocketAddr) -> Result<(quinn::Endpoint, quinn::Connection)> {
+    connect_with(addr, quinn::TransportConfig::default()).await
+}
+
+async fn connect_with(
+    addr: SocketAddr,
+    transport: quinn::TransportConfig,
+) -> Result<(quinn::Endpoint, quinn::Connection)> {
     let dir = tempfile::tempdir()?;
     let id = Identity::load_or_create(dir.path())?;
     let mut cfg = tls::client_config(&id, None)?;
-    cfg.transport_config(Arc::new(quinn::TransportConfig::default()));
+    cfg.transport_config(Arc::new(transport));
     let mut ep = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?;
     ep.set_default_client_config(cfg);
     let conn = ep
@@ -81,8 +88,13 @@ where
     let id = Identity::load_or_create(dir.path())?;
     let cfg = default_transport(tls::server_config(&id)?);
     let ep = quinn::Endpoint::server(cfg, ([127, 0, 0, 1], 0).into())?;
+    // A relay's link to its next hop lives across pushes: kept alive between them.
     let downstream = match next {
-        Some(addr) => Some(connect(addr).await?),
+        Some(addr) => {
+            let mut transport = quinn::TransportConfig::default();
+            transport.keep_alive_interval(Some(std::time::Duration::from_secs(5)));
+            Some(connect_with(addr, transport).await?)
+        }
         None => None,
     };
     let next_conn = downstream.as_ref().map(|(_, c)| c.clone());

@@ -17,7 +17,9 @@ use symphonia::core::meta::MetadataOptions;
 pub(crate) const MAX_CONSECUTIVE_BAD_PACKETS: u32 = 64;
 
 /// Beyond these a header is lying (a WAV may claim any 32-bit rate), and believing it would
-/// size the output ring and the resampler from it: gigabytes, or an abort.
+/// size the output ring and the resampler from it: gigabytes, or an abort. (Resampling 1 Hz
+/// to 48 kHz would want about 1 GB too.)
+pub(crate) const MIN_SAMPLE_RATE: u32 = 1_000;
 pub(crate) const MAX_SAMPLE_RATE: u32 = 768_000;
 pub(crate) const MAX_CHANNELS: u16 = 32;
 
@@ -80,20 +82,24 @@ impl<'s> PacketSource<'s> {
             .as_ref()
             .and_then(|p| p.audio())
             .ok_or(OpenError::Reason("no audio track"))?;
-        let decoder = symphonia::default::get_codecs()
-            .make_audio_decoder(params, &AudioDecoderOptions::default())
-            .map_err(|_| OpenError::Reason("unsupported codec"))?;
         let sample_rate = params.sample_rate.unwrap_or(0);
         let channels = params
             .channels
             .as_ref()
             .map(|c| u16::try_from(c.count()).unwrap_or(u16::MAX))
             .unwrap_or(0);
-        if sample_rate > MAX_SAMPLE_RATE || channels > MAX_CHANNELS {
+        if sample_rate > MAX_SAMPLE_RATE
+            || (sample_rate > 0 && sample_rate < MIN_SAMPLE_RATE)
+            || channels > MAX_CHANNELS
+        {
             return Err(OpenError::Reason(
                 "sample rate or channel count out of range",
             ));
         }
+        // After the bounds: the decoder sizes its buffer from the parameters.
+        let decoder = symphonia::default::get_codecs()
+            .make_audio_decoder(params, &AudioDecoderOptions::default())
+            .map_err(|_| OpenError::Reason("unsupported codec"))?;
         let duration_s = match (track.num_frames, sample_rate) {
             (Some(n), r) if r > 0 && n > 0 => Some(n as f64 / f64::from(r)),
             _ => match (track.duration, track.time_base) {
@@ -233,7 +239,10 @@ impl<'s> PacketSource<'s> {
             Ok(buf) => {
                 let spec = buf.spec();
                 let ch = u16::try_from(spec.channels().count()).unwrap_or(u16::MAX);
-                if spec.rate() > MAX_SAMPLE_RATE || ch > MAX_CHANNELS {
+                if spec.rate() > MAX_SAMPLE_RATE
+                    || (spec.rate() > 0 && spec.rate() < MIN_SAMPLE_RATE)
+                    || ch > MAX_CHANNELS
+                {
                     return Step::Skipped(format!(
                         "{} Hz, {ch} channels is out of range",
                         spec.rate()

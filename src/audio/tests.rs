@@ -76,6 +76,10 @@ fn refuses_a_wav_claiming_an_absurd_sample_rate() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("out of range"), "{err}");
+    let err = probe_bytes(&wav_claiming_rate(1), Some("wav"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("out of range"), "{err}");
     let info = probe_bytes(&wav_claiming_rate(192_000), Some("wav")).unwrap();
     assert_eq!(info.sample_rate, 192_000);
 }

@@ -310,19 +310,19 @@ impl Node {
                 // Digests come every few seconds; more often, they would make us copy every
                 // playlist for each one.
                 let mut st = self.state();
-                if st.playlists.digest() == d {
-                    return Ok(());
-                }
                 let now = Instant::now();
-                let Some(link) = st.links.get_mut(&peer) else {
+                let answered = st.links.get(&peer).map(|l| l.playlists_answered);
+                let Some(answered) = answered else {
                     return Ok(());
                 };
-                if link
-                    .playlists_answered
-                    .is_some_and(|t| now.duration_since(t) < PLAYLISTS_ANSWER_GAP)
+                if answered.is_some_and(|t| now.duration_since(t) < PLAYLISTS_ANSWER_GAP)
+                    || st.playlists.digest() == d
                 {
                     return Ok(());
                 }
+                let Some(link) = st.links.get_mut(&peer) else {
+                    return Ok(());
+                };
                 link.playlists_answered = Some(now);
                 let control = link.control.clone();
                 let all = st.playlists.all().cloned().collect::<Vec<_>>();

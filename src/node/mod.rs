@@ -71,11 +71,14 @@ pub mod close_code {
 /// How long after start commands wait for the first catalog sync before answering anyway.
 pub const SYNC_WAIT: Duration = Duration::from_secs(10);
 
-/// Concurrent uploads a peer serves; more wait in line. One peer gets at most half.
+/// Concurrent uploads a peer serves; more wait in line. (Not shared out per peer: one
+/// peer's repair pulls 8 at once, and a requester gives up after 3 s without an answer.)
 const MAX_UPLOADS: usize = 8;
 /// Concurrent stores a peer writes (each holds a blocking thread for its disk writes); more
-/// are refused. One peer gets at most a quarter.
-const MAX_STORES: usize = 64;
+/// are refused. One peer gets at most 64: an import keeps 32 files (and their covers) in
+/// flight, and the next hop of a chain sees them all as coming from the first.
+const MAX_STORES: usize = 160;
+const MAX_STORES_PER_PEER: usize = 64;
 
 #[derive(Clone, Debug)]
 pub enum JoinTarget {
@@ -470,8 +473,8 @@ impl Node {
                 created_network,
                 local_addr,
                 blobs,
-                upload_slots: peer_slots::PeerSlots::new(MAX_UPLOADS, MAX_UPLOADS / 2),
-                store_slots: peer_slots::PeerSlots::new(MAX_STORES, MAX_STORES / 4),
+                upload_slots: peer_slots::PeerSlots::new(MAX_UPLOADS, MAX_UPLOADS),
+                store_slots: peer_slots::PeerSlots::new(MAX_STORES, MAX_STORES_PER_PEER),
                 serving: std::sync::atomic::AtomicUsize::new(0),
                 now_playing: Mutex::new(None),
                 queue: Mutex::new(queue::Queue::default()),

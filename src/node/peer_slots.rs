@@ -30,8 +30,9 @@ impl PeerSlots {
 
     fn of_peer(&self, peer: PeerId) -> Arc<Semaphore> {
         let mut by_peer = self.by_peer.lock().unwrap_or_else(|e| e.into_inner());
-        // Peers with nothing held are forgotten, so the map stays as small as the work.
-        by_peer.retain(|_, s| s.available_permits() < self.per_peer_max);
+        // Peers with nothing held or awaited are forgotten, so the map stays as small as the
+        // work: permits and callers on their way to one hold a clone.
+        by_peer.retain(|_, s| Arc::strong_count(s) > 1);
         by_peer
             .entry(peer)
             .or_insert_with(|| Arc::new(Semaphore::new(self.per_peer_max)))

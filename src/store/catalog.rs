@@ -522,8 +522,6 @@ impl Catalog {
         self.lineages(name).any(|(_, e)| !e.tombstone)
     }
 
-    /// Recompute the shown names of `name`'s entries, and of the name it may be a suffixed
-    /// form of: whether `X (2)` exists decides what `X`'s later push is shown as.
     /// Applies entries through `f` and works out the shown names of each name they touched
     /// once, at the end: a frame of k lineages of one name costs k, not k² (each apply would
     /// otherwise redo all of that name's lineages). Shown names are a function of the
@@ -533,13 +531,16 @@ impl Catalog {
             return f(self);
         }
         self.deferred = Some(BTreeSet::new());
-        let r = f(self);
+        // Finished even if `f` panics: a catalog left deferring would never show new names.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
         if let Some(names) = self.deferred.take() {
             self.reshow_names(names);
         }
-        r
+        r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
+    /// Recompute the shown names of `name`'s entries, and of the name it may be a suffixed
+    /// form of: whether `X (2)` exists decides what `X`'s later push is shown as.
     fn reshow(&mut self, name: &str) {
         match self.deferred.as_mut() {
             Some(names) => {
