@@ -87,7 +87,7 @@ pub fn album_lines(albums: &[AlbumSummary]) -> Vec<String> {
 /// One line per file of an import (what became of it).
 pub fn import_line(path: &Path, outcome: &ImportOutcome, dry_run: bool) -> Option<String> {
     let p = path.display();
-    Some(match outcome {
+    let line = match outcome {
         ImportOutcome::Imported { name, warnings } => {
             let verb = if dry_run { "would import" } else { "imported" };
             let mut line = format!("{verb} {p} as '{name}'");
@@ -101,7 +101,25 @@ pub fn import_line(path: &Path, outcome: &ImportOutcome, dry_run: bool) -> Optio
         }
         ImportOutcome::NotAudio { why } => format!("not audio: {p} ({why})"),
         ImportOutcome::Failed { why } => format!("failed: {p}: {why}"),
-    })
+    };
+    Some(escape_controls(&line))
+}
+
+/// File names (and the errors quoting them) may hold any byte but `/`: control characters
+/// are shown escaped, so a file name cannot drive the terminal it is printed on.
+fn escape_controls(line: &str) -> String {
+    if !line.chars().any(char::is_control) {
+        return line.to_string();
+    }
+    line.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 pub fn import_summary(report: &ImportReport, dry_run: bool) -> String {
@@ -115,4 +133,25 @@ pub fn import_summary(report: &ImportReport, dry_run: bool) -> String {
         "{verb} {imported} of {} files ({dup} already in the network, {not_audio} not audio, {failed} failed)",
         report.files.len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_name_cannot_drive_the_terminal() {
+        let path = Path::new("/music/\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2Jsong.flac");
+        let why = "cannot read /music/\u{1b}[2J: denied".to_string();
+        let line = import_line(path, &ImportOutcome::Failed { why }, false).unwrap();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains("\\u{1b}]52;c;ZXZpbA==\\u{7}"), "{line}");
+        let plain = import_line(
+            Path::new("/music/é song.flac"),
+            &ImportOutcome::NotAudio { why: "x".into() },
+            false,
+        )
+        .unwrap();
+        assert_eq!(plain, "not audio: /music/é song.flac (x)");
+    }
 }

@@ -189,17 +189,24 @@ impl Node {
         on_file: impl Fn(&Path, &ImportOutcome) + Send + Sync,
         on_progress: impl Fn(ImportProgress) + Send + Sync,
     ) -> Result<ImportReport> {
-        let (files, problems) = collect_files(roots);
+        // A large library, or a slow mount, is walked off the runtime's threads.
+        let roots_owned = roots.to_vec();
+        let ((files, problems), sizes) = tokio::task::spawn_blocking(move || {
+            let (files, problems) = collect_files(&roots_owned);
+            let sizes: Vec<u64> = files
+                .iter()
+                .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+                .collect();
+            ((files, problems), sizes)
+        })
+        .await
+        .map_err(|e| anyhow!("walking the folders failed: {e}"))?;
         let mut report = ImportReport::default();
         for (p, why) in problems {
             let o = ImportOutcome::Failed { why };
             on_file(&p, &o);
             report.files.push((p, o));
         }
-        let sizes: Vec<u64> = files
-            .iter()
-            .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-            .collect();
         let total: u64 = sizes.iter().sum();
         let count = files.len();
         // Files are prepared ahead while earlier ones are stored.

@@ -340,10 +340,14 @@ impl Node {
         }
         let special = std::fs::metadata(&target).is_ok_and(|m| !m.is_file() && !m.is_dir());
         let (file, tmp) = if special {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&target)
-                .with_context(|| format!("cannot write {}", target.display()))?;
+            // Opening a FIFO waits for its reader: not on a runtime thread.
+            let path = target.clone();
+            let f = tokio::task::spawn_blocking(move || {
+                std::fs::OpenOptions::new().write(true).open(&path)
+            })
+            .await
+            .map_err(|e| anyhow!("cannot open {}: {e}", target.display()))?
+            .with_context(|| format!("cannot write {}", target.display()))?;
             (f, None)
         } else {
             let tmp = crate::store::fsutil::temp_beside(&target);

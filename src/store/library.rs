@@ -27,6 +27,9 @@ fn fold_unicode(s: &str) -> String {
         .collect()
 }
 
+/// Distinct words of a search query that count; more are ignored.
+pub const MAX_QUERY_WORDS: usize = 16;
+
 /// The words of folded text: runs of letters and digits.
 fn words(folded: &str) -> impl Iterator<Item = &str> {
     folded
@@ -126,7 +129,13 @@ impl LibraryIndex {
     pub fn search(&self, query: &str) -> Vec<&str> {
         let folded = fold(query);
         let mut hits: Option<BTreeSet<u32>> = None;
-        for q in words(&folded) {
+        // Each word costs a scan of the tracks it starts: a query of a million words (a
+        // request may be megabytes) must not hold the lock for minutes.
+        let mut seen = BTreeSet::new();
+        let query_words = words(&folded)
+            .filter(|w| seen.insert(*w))
+            .take(MAX_QUERY_WORDS);
+        for q in query_words {
             let mut these = BTreeSet::new();
             for (_, ids) in self
                 .words
@@ -358,6 +367,12 @@ mod tests {
         assert_eq!(idx.search("mar"), vec!["a", "c", "d"]);
         assert_eq!(idx.search("elmar"), Vec::<&str>::new());
         assert_eq!(idx.search("greatest marée"), vec!["c", "d"]);
+        // Repeated words count once; past the first 16 distinct ones, words are ignored.
+        assert_eq!(idx.search(&"del ".repeat(100_000)), vec!["a", "d"]);
+        let sixteen = "d de del delm delma delmar r ro roa road m ma mar g gr gre";
+        assert_eq!(idx.search(sixteen), vec!["d"]);
+        assert_eq!(idx.search(&format!("{sixteen} zzz")), vec!["d"]);
+        assert_eq!(idx.search(&format!("zzz {sixteen}")), Vec::<&str>::new());
         assert_eq!(idx.search("  "), vec!["a", "b", "c", "d"]);
         assert_eq!(idx.search("zzz"), Vec::<&str>::new());
     }

@@ -3,6 +3,7 @@
 //! network's music from this peer. A thin async shell: the answers come from `subsonic`,
 //! `media` and `model`, who may ask from `credentials`.
 
+mod capped_listener;
 pub mod credentials;
 mod media;
 pub mod model;
@@ -161,7 +162,11 @@ pub fn start(node: Node, choice: &HttpChoice) -> Result<Option<WebServer>> {
         return Ok(None);
     };
     let addr = std_listener.local_addr()?;
-    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    let listener = capped_listener::CappedListener::new(
+        tokio::net::TcpListener::from_std(std_listener)?,
+        capped_listener::MAX_CONNECTIONS,
+        capped_listener::IDLE,
+    );
     if !addr.ip().is_loopback() {
         eprintln!(
             "warning: the web player and API on {addr} speak plain HTTP: passwords and music cross the network unencrypted (put a TLS proxy in front to reach it from elsewhere)"
@@ -185,7 +190,7 @@ pub fn start(node: Node, choice: &HttpChoice) -> Result<Option<WebServer>> {
     node.spawn_task(async move {
         let served = axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            app.into_make_service_with_connect_info::<capped_listener::ClientAddr>(),
         )
         .await;
         if let Err(e) = served {
@@ -283,7 +288,7 @@ fn offered(p: &Params) -> Result<Vec<Offered>, ApiError> {
 
 async fn rest(
     State(web): State<Web>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(capped_listener::ClientAddr(peer)): ConnectInfo<capped_listener::ClientAddr>,
     UrlPath(method): UrlPath<String>,
     req: Request,
 ) -> Response {

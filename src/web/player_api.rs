@@ -1,6 +1,7 @@
 //! What the web player needs beyond the Subsonic API (which it uses for the library): its
 //! page, logging in, the mesh, this peer's own playback and its controls, and uploads.
 
+use super::capped_listener;
 use super::{CSRF_HEADER, Web, csrf_ok, json_response, session_cookie, session_of};
 use crate::cli::args::{PeerCmd, ShellLine};
 use crate::cli::commands::{Line, Output, execute};
@@ -11,7 +12,6 @@ use clap::Parser;
 use futures_util::StreamExt;
 use serde_json::json;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
@@ -80,7 +80,7 @@ pub async fn session(State(web): State<Web>, headers: HeaderMap) -> Response {
 
 pub async fn login(
     State(web): State<Web>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(capped_listener::ClientAddr(peer)): ConnectInfo<capped_listener::ClientAddr>,
     body: axum::body::Bytes,
 ) -> Response {
     let p = super::params::Params::parse(None, Some(&body));
