@@ -9,6 +9,10 @@ use crate::store::track_name::validate_name;
 use anyhow::{Result, anyhow, bail};
 use tracing::warn;
 
+/// Tracks one `playlist add` may append: a whole library, not a request of megabytes whose
+/// keys would hold the state lock.
+const MAX_TRACKS_PER_ADD: usize = 100_000;
+
 impl Node {
     /// Every playlist, by name.
     pub fn playlists(&self) -> Vec<PlaylistView> {
@@ -53,6 +57,12 @@ impl Node {
     /// playlist's length.
     pub fn playlist_add(&self, name: &str, tracks: &[String]) -> Result<usize> {
         validate_name(name).map_err(|e| anyhow!(e.replace("track", "playlist")))?;
+        if tracks.len() > MAX_TRACKS_PER_ADD {
+            bail!(
+                "{} tracks at once is too many (at most {MAX_TRACKS_PER_ADD})",
+                tracks.len()
+            );
+        }
         for t in tracks {
             self.entry(t)?;
         }
@@ -65,6 +75,12 @@ impl Node {
                 peer: me,
             })
         };
+        if items
+            .last()
+            .is_some_and(|i| i.order.len() > crate::store::playlists::MAX_ORDER_BYTES)
+        {
+            bail!("playlist '{name}' cannot grow further");
+        }
         self.apply_playlists(items, None);
         Ok(self.playlist(name)?.tracks.len())
     }

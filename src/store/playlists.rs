@@ -275,19 +275,28 @@ fn range_of(playlist: &str) -> std::ops::RangeInclusive<ItemKey> {
         ..=(playlist.to_string(), super::catalog::VERSION_MAX)
 }
 
+/// The longest order key kept.
+pub const MAX_ORDER_BYTES: usize = 1024;
+
 fn valid_order(order: &[u8]) -> bool {
-    !order.is_empty() && order.len() <= 1024 && order.last() != Some(&0)
+    !order.is_empty() && order.len() <= MAX_ORDER_BYTES && order.last() != Some(&0)
 }
 
 /// A key strictly between `lo` and `hi` (None: above every key), both read as base-256
 /// fractions; `lo` may be empty (zero). Never ends in a zero byte, so byte order is the
-/// fractions' order.
+/// fractions' order. Above every key it steps by one, not to the middle: appending is the
+/// common case, and halving grew the key a byte every 8 appends (past 1,024 bytes, at
+/// 8,192 entries, an order is refused); stepping grows it a byte every 255.
 pub fn key_between(lo: &[u8], hi: Option<&[u8]>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut hi = hi;
     let mut i = 0;
     loop {
         let l = lo.get(i).copied().unwrap_or(0) as u16;
+        if hi.is_none() && l < 255 {
+            out.push((l + 1) as u8);
+            return out;
+        }
         let h = hi.map_or(256, |h| h.get(i).copied().unwrap_or(0) as u16);
         if h > l + 1 {
             out.push(((l + h) / 2) as u8);
@@ -341,6 +350,14 @@ mod tests {
         let tight = key_between(&[5], Some(&[6]));
         assert!(tight.as_slice() > [5u8].as_slice() && tight.as_slice() < [6u8].as_slice());
         assert!(key_between(&[255, 255], None).as_slice() > [255u8, 255].as_slice());
+        // Appending 100,000 entries one after another keeps keys short and ordered.
+        let mut last = Vec::new();
+        for _ in 0..100_000 {
+            let next = key_between(&last, None);
+            assert!(next > last && next.last() != Some(&0));
+            last = next;
+        }
+        assert!(last.len() <= 400, "{} bytes", last.len());
         let first = key_between(&[], Some(&[1]));
         assert!(first.as_slice() < [1u8].as_slice() && !first.is_empty());
         assert_ne!(first.last(), Some(&0));

@@ -265,6 +265,7 @@ impl Credentials {
 
     /// Records a failed attempt from `from` and returns how long to hold the answer back.
     pub fn failed(&self, from: IpAddr) -> Duration {
+        let from = source_of(from);
         let mut f = lock(&self.failures);
         if f.len() >= MAX_TRACKED_SOURCES && !f.contains_key(&from) {
             f.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(600));
@@ -283,14 +284,34 @@ impl Credentials {
 
     /// Whether `from` failed so recently that it must wait before it may try again: its
     /// answers are held back, and attempts it makes meanwhile in parallel are refused.
+    /// A source the full table cannot follow waits too: new addresses are no way around it.
     pub fn must_wait(&self, from: IpAddr) -> bool {
-        lock(&self.failures)
-            .get(&from)
-            .is_some_and(|(n, at)| at.elapsed() < penalty(*n))
+        let from = source_of(from);
+        let f = lock(&self.failures);
+        match f.get(&from) {
+            Some((n, at)) => at.elapsed() < penalty(*n),
+            None => f.len() >= MAX_TRACKED_SOURCES,
+        }
     }
 
     pub fn succeeded(&self, from: IpAddr) {
-        lock(&self.failures).remove(&from);
+        lock(&self.failures).remove(&source_of(from));
+    }
+}
+
+/// Who is counted for failed attempts: every loopback address is one machine (a local user
+/// can send from any of 127.0.0.0/8), and an IPv6 host picks freely within its /64.
+fn source_of(ip: IpAddr) -> IpAddr {
+    let ip = ip.to_canonical();
+    if ip.is_loopback() {
+        return IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    }
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
 }
 
@@ -400,5 +421,19 @@ mod tests {
         c.succeeded(ip);
         assert!(!c.must_wait(ip));
         assert_eq!(c.failed(ip), FIRST_PENALTY);
+    }
+
+    #[test]
+    fn another_loopback_or_ipv6_address_is_the_same_guesser() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Credentials::new(dir.path(), "alice");
+        c.failed("127.0.0.1".parse().unwrap());
+        for other in ["127.8.9.10", "::1", "::ffff:127.0.0.2"] {
+            assert!(c.must_wait(other.parse().unwrap()), "{other}");
+        }
+        c.failed("2001:db8:1:2::1".parse().unwrap());
+        assert!(c.must_wait("2001:db8:1:2:ffff::9".parse().unwrap()));
+        assert!(!c.must_wait("2001:db8:1:3::1".parse().unwrap()));
+        assert!(!c.must_wait("10.0.0.2".parse().unwrap()));
     }
 }
