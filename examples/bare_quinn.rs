@@ -24,6 +24,18 @@ fn default_transport(mut cfg: quinn::ServerConfig) -> quinn::ServerConfig {
     cfg
 }
 
+/// Writes `bytes` bytes from memory, a chunk at a time.
+async fn send_bytes(send: &mut quinn::SendStream, bytes: u64) -> Result<()> {
+    let buf = vec![7u8; CHUNK];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        send.write_all(&buf[..n]).await?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
 async fn serve(bytes: u64) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let id = Identity::load_or_create(dir.path())?;
@@ -35,14 +47,8 @@ async fn serve(bytes: u64) -> Result<()> {
             let Ok(conn) = incoming.await else { return };
             while let Ok((mut send, _recv)) = conn.accept_bi().await {
                 tokio::spawn(async move {
-                    let buf = vec![7u8; CHUNK];
-                    let mut left = bytes;
-                    while left > 0 {
-                        let n = left.min(CHUNK as u64) as usize;
-                        if send.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                        left -= n as u64;
+                    if send_bytes(&mut send, bytes).await.is_err() {
+                        return;
                     }
                     let _ = send.finish();
                     let _ = send.stopped().await;
@@ -150,13 +156,7 @@ async fn push(addr: SocketAddr, bytes: u64) -> Result<()> {
     let (ep, conn) = connect(addr).await?;
     let t0 = Instant::now();
     let (mut send, mut recv) = conn.open_bi().await?;
-    let buf = vec![7u8; CHUNK];
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(CHUNK as u64) as usize;
-        send.write_all(&buf[..n]).await?;
-        left -= n as u64;
-    }
+    send_bytes(&mut send, bytes).await?;
     send.finish()?;
     let answer = recv.read_to_end(16).await?;
     if answer != b"ok" {

@@ -336,19 +336,7 @@ async fn a_reader_crying_corrupt_over_a_good_copy_costs_the_holder_nothing() {
     let nodes = mesh(&["a", "b"], dir.path(), |c| c.replicas = 1).await;
     // 6 MiB: more than a stream's window, so the holder is still sending when it is stopped.
     let track = dir.path().join("t.wav");
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&track, spec).unwrap();
-    for i in 0..48_000 * 33 {
-        let s = ((i as f32 * 0.05).sin() * 8000.0) as i16;
-        w.write_sample(s).unwrap();
-        w.write_sample(s).unwrap();
-    }
-    w.finalize().unwrap();
+    tone_wav(&track, 48_000, 33, 0.05);
     nodes[0].push("t", &track, |_, _| {}).await.unwrap();
     let entry = nodes[0].entry("t").unwrap();
     let holder = nodes.iter().find(|n| n.stored_bytes() > 0).unwrap().clone();
@@ -533,16 +521,16 @@ async fn a_flood_of_playlist_digests_gets_one_answer_a_second() {
     b.leave().await;
 }
 
-/// A small stereo WAV of `secs` seconds at `path`.
-fn small_wav(path: &std::path::Path, secs: u32, pitch: f32) {
+/// A stereo 16-bit WAV of `secs` seconds at `rate` at `path`, a sine of `pitch` per sample.
+fn tone_wav(path: &std::path::Path, rate: u32, secs: u32, pitch: f32) {
     let spec = hound::WavSpec {
         channels: 2,
-        sample_rate: 8_000,
+        sample_rate: rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..8_000 * secs {
+    for i in 0..rate * secs {
         let s = ((i as f32 * pitch).sin() * 8000.0) as i16;
         w.write_sample(s).unwrap();
         w.write_sample(s).unwrap();
@@ -556,7 +544,7 @@ async fn a_member_holding_stores_open_takes_only_its_share_of_store_slots() {
     let nodes = mesh(&["a", "b"], dir.path(), |c| c.replicas = 2).await;
     let (a, b) = (nodes[0].clone(), nodes[1].clone());
     let first = dir.path().join("first.wav");
-    small_wav(&first, 1, 0.05);
+    tone_wav(&first, 8_000, 1, 0.05);
     a.push("first", &first, |_, _| {}).await.unwrap();
     let template = a.entry("first").unwrap();
     let (_ep, conn, _control, _control_in, _) = join_raw(&a, &dir.path().join("raw")).await;
@@ -599,7 +587,7 @@ async fn a_member_holding_stores_open_takes_only_its_share_of_store_slots() {
 
     // Another peer's push still lands on a while those hang.
     let second = dir.path().join("second.wav");
-    small_wav(&second, 1, 0.07);
+    tone_wav(&second, 8_000, 1, 0.07);
     let before = a.stored_bytes();
     b.push("second", &second, |_, _| {}).await.unwrap();
     assert!(a.stored_bytes() > before, "a stored nothing of b's push");

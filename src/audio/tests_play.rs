@@ -273,54 +273,33 @@ fn failing_source_ends_cleanly() {
 
 #[test]
 fn unplayable_streams_are_errors() {
+    let play_error = |reader: NetReader| {
+        play_from_reader(
+            reader,
+            None,
+            OutputKind::Null,
+            Instant::now(),
+            PlaybackControl::default(),
+        )
+        .unwrap_err()
+        .to_string()
+    };
     let mut reader = NetReader::new(fixture("tone.ogg"));
     reader.fail_at = Some(0);
-    let err = play_from_reader(
-        reader,
-        None,
-        OutputKind::Null,
-        Instant::now(),
-        PlaybackControl::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = play_error(reader);
     assert!(err.starts_with("source failed: peer went away"), "{err}");
 
-    let reader = NetReader::new(fixture("not-audio.txt"));
-    let err = play_from_reader(
-        reader,
-        None,
-        OutputKind::Null,
-        Instant::now(),
-        PlaybackControl::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = play_error(NetReader::new(fixture("not-audio.txt")));
     assert!(err.starts_with("not a decodable audio file"), "{err}");
 
     // A peer's copy bypasses the push's probe: a header claiming ~4 GHz must not size the
     // ring (or a resampler) from it.
-    let reader = NetReader::new(super::tests::wav_claiming_rate(u32::MAX - 4));
-    let err = play_from_reader(
-        reader,
-        None,
-        OutputKind::Null,
-        Instant::now(),
-        PlaybackControl::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = play_error(NetReader::new(super::tests::wav_claiming_rate(
+        u32::MAX - 4,
+    )));
     assert!(err.starts_with("not a decodable audio file"), "{err}");
 
-    let err = play_from_reader(
-        NetReader::new(Vec::new()),
-        None,
-        OutputKind::Null,
-        Instant::now(),
-        PlaybackControl::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = play_error(NetReader::new(Vec::new()));
     assert!(err.starts_with("not a decodable audio file"), "{err}");
 }
 
