@@ -10,8 +10,10 @@ use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
+
+use super::read_budget::{PACKET_BYTES, PROBE_BYTES, ReadBudget};
 
 /// Undecodable packets in a row after which a stream is considered garbage, not damaged.
 pub(crate) const MAX_CONSECUTIVE_BAD_PACKETS: u32 = 64;
@@ -50,15 +52,20 @@ pub(crate) struct PacketSource<'s> {
     /// Sum of the durations of the packets of our track read so far, in `time_base` units
     /// (delay and padding excluded): the duration that cannot lie, unlike a header.
     counted: u64,
+    /// What the demuxer may still read in this step.
+    budget: ReadBudget,
 }
 
 impl<'s> PacketSource<'s> {
     /// Probes the container and sets up a decoder for its default audio track.
     /// The error is a short reason, meant to go inside "not a decodable audio file (…)".
     pub(crate) fn open(
-        mss: MediaSourceStream<'s>,
+        source: Box<dyn MediaSource + 's>,
         ext_hint: Option<&str>,
     ) -> Result<Self, OpenError> {
+        let budget = ReadBudget::default();
+        budget.refill(PROBE_BYTES);
+        let mss = MediaSourceStream::new(Box::new(budget.wrap(source)), Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = ext_hint {
             let ext = ext.trim_start_matches('.').to_ascii_lowercase();
@@ -73,7 +80,13 @@ impl<'s> PacketSource<'s> {
                 FormatOptions::default(),
                 MetadataOptions::default(),
             )
-            .map_err(OpenError::Probe)?;
+            .map_err(|e| {
+                if budget.overspent() {
+                    OpenError::Reason("more than 64 MiB of tags and pictures before the audio")
+                } else {
+                    OpenError::Probe(e)
+                }
+            })?;
         let track = format
             .default_track(TrackType::Audio)
             .ok_or(OpenError::Reason("no audio track"))?;
@@ -124,6 +137,7 @@ impl<'s> PacketSource<'s> {
             duration_s,
             time_base,
             counted: 0,
+            budget,
         })
     }
 
@@ -179,6 +193,8 @@ impl<'s> PacketSource<'s> {
         } else {
             SeekMode::Accurate
         };
+        // A seek keeps nothing it reads; an Ogg one bisects the whole stream.
+        self.budget.refill(u64::MAX);
         let seeked = self
             .format
             .seek(
@@ -204,6 +220,7 @@ impl<'s> PacketSource<'s> {
     /// The next packet of our track, counted but not decoded.
     fn next_packet(&mut self) -> Result<Option<symphonia::core::packet::Packet>, SymError> {
         loop {
+            self.budget.refill(PACKET_BYTES);
             let packet = match self.format.next_packet() {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(None),

@@ -21,7 +21,6 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use rtrb::{Consumer, Producer, RingBuffer};
 use symphonia::core::errors::Error as SymError;
-use symphonia::core::io::MediaSourceStream;
 
 use super::control::{PlaybackControl, SeekOutcome, SeekRequest};
 use super::decode::{MAX_CONSECUTIVE_BAD_PACKETS, PacketSource, Step};
@@ -225,8 +224,7 @@ impl Session {
         let probe_seekable =
             state.reopen_seekable.swap(false, Ordering::AcqRel) || (mp4 && random_access);
         seekable.store(probe_seekable, Ordering::Relaxed);
-        let mss = MediaSourceStream::new(Box::new(src), Default::default());
-        let opened = PacketSource::open(mss, track.ext.as_deref());
+        let opened = PacketSource::open(Box::new(src), track.ext.as_deref());
         seekable.store(true, Ordering::Relaxed);
         if let Some(outcome) = self.left() {
             return (outcome, TrackEnd::Left);

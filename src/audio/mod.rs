@@ -5,10 +5,11 @@
 //! bytes (blocking Read) → decode thread: demux + decode → channel map → resample (device)
 //!   → rtrb ring (~1 s) → output: cpal callback | null clock | wav writer
 //! ```
-//! Nothing here buffers a whole track: memory is flat for any length.
+//! Nothing here buffers a whole track: memory is flat for any length, and what the demuxer
+//! keeps of a file's tags and pictures is bounded too.
 //!
 //! Files: `probe` (TrackInfo, probe_bytes/probe_file, decode_all), `decode` (one demuxer and
-//! decoder), `feed` (the decode thread), `resample`, `player` (play_from_reader and stats),
+//! decoder), `read_budget` (what one demuxer step may read), `feed` (the decode thread), `resample`, `player` (play_from_reader and stats),
 //! `null_out`, `wav_out`, `device_out`, `control` (pause/resume/stop, now playing),
 //! `output` (OutputKind), `shared` (atomics shared by the threads).
 
@@ -22,6 +23,7 @@ mod null_out;
 mod output;
 mod player;
 mod probe;
+mod read_budget;
 mod resample;
 mod ring_tap;
 mod shared;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Result, anyhow, bail};
 use serde::Serialize;
-use symphonia::core::io::{MediaSourceStream, ReadOnlySource};
+use symphonia::core::io::ReadOnlySource;
 
 use super::decode::{MAX_CONSECUTIVE_BAD_PACKETS, PacketSource, Step};
 
@@ -31,8 +31,7 @@ fn open_bytes<'a>(data: &'a [u8], ext_hint: Option<&str>) -> Result<PacketSource
     if data.is_empty() {
         bail!("file is empty");
     }
-    let mss = MediaSourceStream::new(Box::new(Cursor::new(data)), Default::default());
-    PacketSource::open(mss, ext_hint).map_err(|e| not_audio(e.reason()))
+    PacketSource::open(Box::new(Cursor::new(data)), ext_hint).map_err(|e| not_audio(e.reason()))
 }
 
 /// Probes the bytes of a whole file held in memory (see [`probe_reader`]).
@@ -83,8 +82,7 @@ fn probe_source<'a>(
     source: Box<dyn symphonia::core::io::MediaSource + 'a>,
     ext_hint: Option<&str>,
 ) -> Result<TrackInfo> {
-    let mss = MediaSourceStream::new(source, Default::default());
-    let mut src = match PacketSource::open(mss, ext_hint) {
+    let mut src = match PacketSource::open(source, ext_hint) {
         Ok(src) => src,
         Err(e) => return Err(not_audio(e.reason())),
     };

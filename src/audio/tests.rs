@@ -84,6 +84,81 @@ fn refuses_a_wav_claiming_an_absurd_sample_rate() {
     assert_eq!(info.sample_rate, 192_000);
 }
 
+/// tone.flac with `count` picture blocks of `bytes` each after its STREAMINFO.
+pub(super) fn flac_with_pictures(count: usize, bytes: usize) -> Vec<u8> {
+    let flac = fixture("tone.flac");
+    assert_eq!(&flac[..4], b"fLaC");
+    assert_eq!(flac[4] & 0x7f, 0, "STREAMINFO first");
+    let streaminfo_end = 8 + usize::from(flac[7]);
+    let mime = b"image/png";
+    let mut body = Vec::new();
+    body.extend_from_slice(&3u32.to_be_bytes());
+    body.extend_from_slice(&(mime.len() as u32).to_be_bytes());
+    body.extend_from_slice(mime);
+    body.extend_from_slice(&0u32.to_be_bytes());
+    for v in [1u32, 1, 24, 0] {
+        body.extend_from_slice(&v.to_be_bytes());
+    }
+    let data_len = bytes - body.len() - 4;
+    body.extend_from_slice(&(data_len as u32).to_be_bytes());
+    body.resize(bytes, 0);
+    let mut out = flac[..streaminfo_end].to_vec();
+    for _ in 0..count {
+        out.push(6);
+        out.extend_from_slice(&(bytes as u32).to_be_bytes()[1..]);
+        out.extend_from_slice(&body);
+    }
+    out.extend_from_slice(&flac[streaminfo_end..]);
+    out
+}
+
+#[test]
+fn refuses_a_file_with_more_tags_and_pictures_than_the_probe_reads() {
+    // symphonia keeps every picture it reads: 40 blocks of 16 MiB held 660 MB while playing.
+    let err = probe_bytes(&flac_with_pictures(5, (16 << 20) - 1), Some("flac"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("more than 64 MiB of tags and pictures"),
+        "{err}"
+    );
+    let info = probe_bytes(&flac_with_pictures(2, 8 << 20), Some("flac")).unwrap();
+    assert_eq!(info.codec, "flac");
+}
+
+#[test]
+fn a_flac_damaged_by_megabytes_of_garbage_plays_on_past_it() {
+    // The per-packet read bound leaves room to scan to the next frame.
+    let flac = fixture("tone.flac");
+    let mut at = 4;
+    loop {
+        let last = flac[at] & 0x80 != 0;
+        at += 4
+            + usize::from(u16::from_be_bytes([flac[at + 2], flac[at + 3]]))
+            + (usize::from(flac[at + 1]) << 16);
+        if last {
+            break;
+        }
+    }
+    let middle = at + (flac.len() - at) / 2;
+    let sync = middle
+        + flac[middle..]
+            .windows(2)
+            .position(|w| w == [0xff, 0xf8])
+            .unwrap();
+    let mut damaged = flac[..sync].to_vec();
+    damaged.extend((0..20u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    damaged.extend_from_slice(&flac[sync..]);
+    let (_, _, whole) = decode_all(&flac, Some("flac")).unwrap();
+    let (_, _, got) = decode_all(&damaged, Some("flac")).unwrap();
+    assert!(
+        got.len() > whole.len() * 9 / 10,
+        "{} of {}",
+        got.len(),
+        whole.len()
+    );
+}
+
 #[test]
 fn refuses_empty_text_and_random_bytes() {
     let err = probe_bytes(&[], Some("mp3")).unwrap_err().to_string();

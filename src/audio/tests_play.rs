@@ -299,6 +299,16 @@ fn unplayable_streams_are_errors() {
     )));
     assert!(err.starts_with("not a decodable audio file"), "{err}");
 
+    // Nor may a peer's copy make the player keep gigabytes of pictures.
+    let err = play_error(NetReader::new(super::tests::flac_with_pictures(
+        5,
+        (16 << 20) - 1,
+    )));
+    assert!(
+        err.contains("more than 64 MiB of tags and pictures"),
+        "{err}"
+    );
+
     let err = play_error(NetReader::new(Vec::new()));
     assert!(err.starts_with("not a decodable audio file"), "{err}");
 }
