@@ -597,3 +597,76 @@ async fn a_member_holding_stores_open_takes_only_its_share_of_store_slots() {
         n.leave().await;
     }
 }
+
+/// A member that asks a holder for a track 30 times at once and reads nothing holds 6 of its
+/// 8 upload slots and waits behind everyone else for more: another peer's get is served at
+/// once, not after the held uploads time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_asking_for_every_upload_slot_gets_only_its_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(&["a", "b"], dir.path(), |c| c.replicas = 1).await;
+    // 6 MiB: more than a stream's window, so a held upload stays held.
+    let track = dir.path().join("t.wav");
+    tone_wav(&track, 48_000, 33, 0.05);
+    nodes[0].push("t", &track, |_, _| {}).await.unwrap();
+    let entry = nodes[0].entry("t").unwrap();
+    let holder = nodes.iter().find(|n| n.stored_bytes() > 0).unwrap().clone();
+    let other = nodes
+        .iter()
+        .find(|n| n.id() != holder.id())
+        .unwrap()
+        .clone();
+    let (_ep, conn, _control, _control_in, _me) = join_raw(&holder, &dir.path().join("raw")).await;
+
+    let mut asks = Vec::new();
+    for _ in 0..30 {
+        let (mut s, r) = conn.open_bi().await.unwrap();
+        let fetch = Msg::Fetch {
+            hash: entry.hash,
+            offset: 0,
+        };
+        s.write_all(&frame::encode(&fetch)).await.unwrap();
+        let _ = s.finish();
+        asks.push((s, r));
+    }
+    // Every answer within 2 s (held uploads give up after 10 s without progress). The streams
+    // come back unread: dropping one would free its slot.
+    let mut answers = tokio::task::JoinSet::new();
+    let mut held = Vec::new();
+    for (s, mut r) in asks {
+        held.push(s);
+        answers.spawn(async move {
+            let answer =
+                tokio::time::timeout(Duration::from_secs(2), frame::read_frame(&mut r)).await;
+            (matches!(answer, Ok(Ok(Msg::FetchOk { .. }))), r)
+        });
+    }
+    let mut served = 0;
+    let mut unread = Vec::new();
+    while let Some(answer) = answers.join_next().await {
+        let (ok, r) = answer.unwrap();
+        served += usize::from(ok);
+        unread.push(r);
+    }
+    assert_eq!(served, 6, "uploads the member holds");
+
+    let started = std::time::Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let got = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            all.extend_from_slice(&chunk);
+        }
+        all
+    });
+    other.get_into("t", tx).await.unwrap();
+    assert!(got.await.unwrap() == std::fs::read(&track).unwrap());
+    // The held uploads give up after 10 s without progress; the get did not wait for that.
+    let took = started.elapsed();
+    eprintln!("the get took {took:?}");
+    assert!(took < Duration::from_secs(5), "the get took {took:?}");
+    conn.close(0u32.into(), b"done");
+    for n in &nodes {
+        n.leave().await;
+    }
+}

@@ -71,9 +71,12 @@ pub mod close_code {
 /// How long after start commands wait for the first catalog sync before answering anyway.
 pub const SYNC_WAIT: Duration = Duration::from_secs(10);
 
-/// Concurrent uploads a peer serves; more wait in line. (Not shared out per peer: one
-/// peer's repair pulls 8 at once, and a requester gives up after 3 s without an answer.)
+/// Concurrent uploads a peer serves; more wait in line, and a freed slot goes to the peer
+/// holding fewest. One peer holds at most 6 (as many as its repair pulls at once), so two are
+/// left for the others: a member holding its share open with reads that never come cannot make
+/// everyone else's ask wait past the 3 s a requester gives a holder to answer.
 const MAX_UPLOADS: usize = 8;
+const MAX_UPLOADS_PER_PEER: usize = 6;
 /// Concurrent stores a peer writes (each holds a blocking thread for its disk writes); more
 /// are refused. One peer gets at most 64: an import keeps 32 files (and their covers) in
 /// flight, and the next hop of a chain sees them all as coming from the first.
@@ -473,7 +476,7 @@ impl Node {
                 created_network,
                 local_addr,
                 blobs,
-                upload_slots: peer_slots::PeerSlots::new(MAX_UPLOADS, MAX_UPLOADS),
+                upload_slots: peer_slots::PeerSlots::new(MAX_UPLOADS, MAX_UPLOADS_PER_PEER),
                 store_slots: peer_slots::PeerSlots::new(MAX_STORES, MAX_STORES_PER_PEER),
                 serving: std::sync::atomic::AtomicUsize::new(0),
                 now_playing: Mutex::new(None),

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-/// Blobs repair pulls at once.
-const REPAIR_PULLS: usize = 8;
+/// Blobs repair pulls at once: a holder serves one peer at most 6 uploads at a time.
+const REPAIR_PULLS: usize = 6;
 /// A full repair pass at least this often, whatever changed.
 const FULL_PASS_EVERY: Duration = Duration::from_secs(300);
 
