@@ -670,3 +670,32 @@ async fn a_member_asking_for_every_upload_slot_gets_only_its_share() {
         n.leave().await;
     }
 }
+
+/// A member that takes stores and never reads them costs a leaving peer one timeout, not one
+/// per track: the hand-off gives it nothing more once it failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_past_a_member_that_never_answers_costs_one_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = mesh(&["a", "b"], dir.path(), |c| c.replicas = 2).await;
+    let (a, b) = (nodes[0].clone(), nodes[1].clone());
+    // 6 MiB each: more than a stream's window, so a store nobody reads stalls.
+    for i in 0..5 {
+        let track = dir.path().join(format!("t{i}.wav"));
+        tone_wav(&track, 48_000, 33, 0.05 + 0.01 * i as f32);
+        a.push(&format!("t{i}"), &track, |_, _| {}).await.unwrap();
+    }
+    assert_eq!(b.stored_bytes(), a.stored_bytes(), "both hold all five");
+    // Linked to b, so b counts it alive and a place for what it hands off; it accepts
+    // streams (quinn does) and reads none.
+    let (_ep, conn, _control, _control_in, _) = join_raw(&b, &dir.path().join("raw")).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let started = std::time::Instant::now();
+    b.leave().await;
+    let took = started.elapsed();
+    eprintln!("leaving took {took:?}");
+    // One stalled store gives up after 10 s without progress; five would take 50.
+    assert!(took < Duration::from_secs(30), "leaving took {took:?}");
+    conn.close(0u32.into(), b"done");
+    a.leave().await;
+}

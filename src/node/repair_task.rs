@@ -2,6 +2,7 @@
 //! leave hands off copies that would otherwise fall below R.
 
 use super::Node;
+use crate::id::PeerId;
 use crate::mesh::placement;
 use crate::net::msg::Msg;
 use crate::store::blobs::Hash;
@@ -290,6 +291,9 @@ impl Node {
         };
         let r = self.inner.cfg.replicas.max(1);
         let mut seen = BTreeSet::new();
+        // A peer that failed one hand-off gets no more: one that takes stores and never
+        // answers would otherwise cost `down` a timeout per blob.
+        let mut failed_us: BTreeSet<PeerId> = BTreeSet::new();
         for (e, is_track) in entries {
             if !seen.insert(e.hash) {
                 continue;
@@ -309,7 +313,7 @@ impl Node {
             }
             let targets: Vec<_> = placement::rank(&e.hash, &candidates)
                 .into_iter()
-                .filter(|p| !holders.contains(p))
+                .filter(|p| !holders.contains(p) && !failed_us.contains(p))
                 .take(want - holders.len())
                 .collect();
             if targets.is_empty() {
@@ -326,6 +330,7 @@ impl Node {
             if !stored.is_empty() {
                 handed += 1;
             }
+            failed_us.extend(failed.iter().map(|(p, _)| *p));
             for p in stored.into_iter().filter(|_| is_track) {
                 if let Some(l) = self.state().links.get(&p) {
                     let _ = l.control.send(Msg::Catalog(vec![e.clone()]));
