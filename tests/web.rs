@@ -526,6 +526,20 @@ fn subsonic_api_serves_a_real_client_and_survives_bad_input() {
         &["--replicas", "1"],
     );
     let b_id = status(&b.dir)["id"].as_str().unwrap().to_string();
+    // d and b see each other alive, so both rank the same peers: a track d places elsewhere
+    // is one b does not rank first.
+    let sees_alive = |dir: &Path, name: &str| {
+        status(dir)["peers"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["name"] == name && p["state"] == "alive")
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || sees_alive(&d.dir, "b")
+            && sees_alive(&b.dir, "d"))
+        .is_some(),
+        "d and b linked"
+    );
     let mut lonely = None;
     for i in 0..6 {
         let name = format!("lonely{i}");

@@ -72,8 +72,8 @@ pub mod close_code {
 pub const SYNC_WAIT: Duration = Duration::from_secs(10);
 
 /// Concurrent uploads a peer serves; more wait in line, and a freed slot goes to the peer
-/// holding fewest. One peer holds at most 6 (as many as its repair pulls at once), so two are
-/// left for the others: a member holding its share open with reads that never come cannot make
+/// holding fewest. One peer holds at most 6 (its repair pulls 4 at once), so two are left
+/// for the others: a member holding its share open with reads that never come cannot make
 /// everyone else's ask wait past the 3 s a requester gives a holder to answer.
 const MAX_UPLOADS: usize = 8;
 const MAX_UPLOADS_PER_PEER: usize = 6;

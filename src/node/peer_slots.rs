@@ -244,6 +244,20 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_handed_to_an_ask_dropped_before_it_looked_comes_back() {
+        use futures_util::FutureExt;
+        let slots = PeerSlots::new(1, 1);
+        let (a, b, c) = (PeerId([1; 32]), PeerId([2; 32]), PeerId([3; 32]));
+        let held = slots.try_acquire(a).unwrap();
+        let mut ask = Box::pin(slots.acquire(b));
+        assert!((&mut ask).now_or_never().is_none(), "b waits");
+        // The slot goes into b's channel; b drops its ask without looking.
+        drop(held);
+        drop(ask);
+        assert!(slots.try_acquire(c).is_some(), "the slot was lost");
+    }
+
+    #[test]
     fn idle_peers_are_forgotten() {
         let slots = PeerSlots::new(8, 2);
         for n in 0..100u8 {

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-/// Blobs repair pulls at once: a holder serves one peer at most 6 uploads at a time.
-const REPAIR_PULLS: usize = 6;
+/// Blobs repair pulls at once: a holder serves one peer at most 6 uploads at a time, and
+/// this leaves two of them for what the peer's user plays meanwhile.
+const REPAIR_PULLS: usize = 4;
 /// A full repair pass at least this often, whatever changed.
 const FULL_PASS_EVERY: Duration = Duration::from_secs(300);
 
@@ -319,8 +320,16 @@ impl Node {
             if targets.is_empty() {
                 continue;
             }
-            let path = self.inner.blobs.path(&e.hash);
-            let (stored, failed) = self.send_chain(&e, targets, &path, &|_, _| {}).await;
+            // Opened here, so that a copy of ours we cannot read is not blamed on a peer.
+            let file = match tokio::fs::File::open(self.inner.blobs.path(&e.hash)).await {
+                Ok(f) => f,
+                Err(err) => {
+                    warn!("hand-off of {}: cannot read our copy: {err}", e.name);
+                    continue;
+                }
+            };
+            let first = targets[0];
+            let (stored, failed) = self.send_chain_from(&e, targets, file, &|_, _| {}).await;
             info!(
                 "hand-off of {}: stored on {}, {} failed",
                 e.name,
@@ -330,7 +339,7 @@ impl Node {
             if !stored.is_empty() {
                 handed += 1;
             }
-            failed_us.extend(failed.iter().map(|(p, _)| *p));
+            failed_us.extend(to_blame(first, &stored, &failed));
             for p in stored.into_iter().filter(|_| is_track) {
                 if let Some(l) = self.state().links.get(&p) {
                     let _ = l.control.send(Msg::Catalog(vec![e.clone()]));
@@ -340,5 +349,43 @@ impl Node {
         // Give holdings a moment to spread; bounded so `down` stays prompt.
         tokio::time::sleep(Duration::from_millis(20)).await;
         handed
+    }
+}
+
+/// Who a failed hand-off down a chain starting at `first` is blamed on. With nothing stored,
+/// the chain failed at the peer we spoke to (its answer, its silence or the link to it), and
+/// the rest never saw the bytes; with some stored, the holders report their own downstream.
+/// A refusal for being busy blames nobody.
+fn to_blame(first: PeerId, stored: &[PeerId], failed: &[(PeerId, String)]) -> Vec<PeerId> {
+    let busy = |why: &str| why.contains(super::transfer::TRY_AGAIN_LATER);
+    if stored.is_empty() {
+        return match failed.iter().find(|(p, _)| *p == first) {
+            Some((_, why)) if !busy(why) => vec![first],
+            _ => Vec::new(),
+        };
+    }
+    failed
+        .iter()
+        .filter(|(_, why)| !busy(why))
+        .map(|(p, _)| *p)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_hand_off_blames_the_peer_that_failed_it_not_the_chain_behind() {
+        let (a, b, c) = (PeerId([1; 32]), PeerId([2; 32]), PeerId([3; 32]));
+        let all = |why: &str| vec![(a, why.to_string()), (b, why.into()), (c, why.into())];
+        assert_eq!(to_blame(a, &[], &all("no answer from the chain")), vec![a]);
+        assert_eq!(
+            to_blame(a, &[], &all("too many uploads at once; try again later")),
+            Vec::<PeerId>::new()
+        );
+        // a and b stored; b reports c silent.
+        let reported = vec![(c, "no answer".to_string())];
+        assert_eq!(to_blame(a, &[a, b], &reported), vec![c]);
     }
 }

@@ -22,6 +22,8 @@ const PACE_PIECE: usize = 8 * 1024;
 /// A transfer that makes no progress for this long is given up: a stalled peer must not hold
 /// an upload slot, a temp file or a `down` forever.
 const IDLE: Duration = Duration::from_secs(10);
+/// How a refusal for being busy ends: the refusing peer is not at fault.
+pub(crate) const TRY_AGAIN_LATER: &str = "try again later";
 
 async fn with_idle<T, E: std::fmt::Display>(
     f: impl std::future::Future<Output = Result<T, E>>,
@@ -275,7 +277,7 @@ impl Node {
     ) -> Result<()> {
         validate_blob_entry(&entry).map_err(|e| anyhow!(e))?;
         let Some(_slot) = self.inner.store_slots.try_acquire(from) else {
-            bail!("too many uploads at once; try again later");
+            bail!("too many uploads at once; {TRY_AGAIN_LATER}");
         };
         let me = self.id();
         if chain.len() > MAX_CHAIN || chain.contains(&me) || chain.contains(&from) {
