@@ -687,15 +687,29 @@ async fn leaving_past_a_member_that_never_answers_costs_one_timeout() {
     assert_eq!(b.stored_bytes(), a.stored_bytes(), "both hold all five");
     // Linked to b, so b counts it alive and a place for what it hands off; it accepts
     // streams (quinn does) and reads none.
-    let (_ep, conn, _control, _control_in, _) = join_raw(&b, &dir.path().join("raw")).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_ep, conn, _control, _control_in, raw) = join_raw(&b, &dir.path().join("raw")).await;
+    let raw = raw.to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !b
+        .status()
+        .peers
+        .iter()
+        .any(|p| p.id == raw && p.state == "alive")
+    {
+        assert!(std::time::Instant::now() < deadline, "b never saw it alive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let started = std::time::Instant::now();
     b.leave().await;
     let took = started.elapsed();
     eprintln!("leaving took {took:?}");
-    // One stalled store gives up after 10 s without progress; five would take 50.
-    assert!(took < Duration::from_secs(30), "leaving took {took:?}");
+    // One stalled store gives up after 10 s without progress (so it was tried); five would
+    // take 50.
+    assert!(
+        took > Duration::from_secs(5) && took < Duration::from_secs(30),
+        "leaving took {took:?}"
+    );
     conn.close(0u32.into(), b"done");
     a.leave().await;
 }
