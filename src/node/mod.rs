@@ -105,6 +105,8 @@ pub struct NodeConfig {
     pub liveness: LivenessConfig,
     /// Bytes per second this peer serves to others at most (None: no limit).
     pub upload_limit: Option<u64>,
+    /// Pause between scrub passes, and before the first when nothing is held yet.
+    pub scrub_pause: Duration,
 }
 
 impl NodeConfig {
@@ -121,6 +123,7 @@ impl NodeConfig {
             repair_after: Duration::from_secs(600),
             liveness: LivenessConfig::default(),
             upload_limit: None,
+            scrub_pause: Duration::from_secs(10),
         }
     }
 }

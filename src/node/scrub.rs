@@ -16,8 +16,6 @@ const PIECE: usize = 1 << 20;
 /// An outboard without its blob is removed at the end of a pass once it is this old (a
 /// commit renames its outboard a moment before its blob).
 const ORPHAN_GRACE: Duration = Duration::from_secs(600);
-/// Pause between passes, and when nothing is held.
-const IDLE: Duration = Duration::from_secs(10);
 /// At least this long per blob: opening and reading a file costs something however small it
 /// is, and 100,000 tiny blobs checked back to back would keep a core busy.
 const PER_BLOB: Duration = Duration::from_millis(20);
@@ -56,7 +54,7 @@ impl Node {
                     }
                     tokio::select! {
                         _ = node.stopped() => return,
-                        _ = tokio::time::sleep(IDLE) => continue,
+                        _ = tokio::time::sleep(node.inner.cfg.scrub_pause) => continue,
                     }
                 };
                 after = Some(last);
