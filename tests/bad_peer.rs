@@ -11,6 +11,7 @@ use meff::net::identity::Identity;
 use meff::net::msg::{Heartbeat, Hello, Msg};
 use meff::net::tls;
 use meff::node::{Node, close_code};
+use meff::store::catalog::CatalogEntry;
 use std::time::Duration;
 
 async fn raw_connect(
@@ -333,18 +334,7 @@ async fn peers_of_another_protocol_version_are_told_which_side_must_upgrade() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_crying_corrupt_over_a_good_copy_costs_the_holder_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = mesh(&["a", "b"], dir.path(), |c| c.replicas = 1).await;
-    // 6 MiB: more than a stream's window, so the holder is still sending when it is stopped.
-    let track = dir.path().join("t.wav");
-    tone_wav(&track, 48_000, 33, 0.05);
-    nodes[0].push("t", &track, |_, _| {}).await.unwrap();
-    let entry = nodes[0].entry("t").unwrap();
-    let holder = nodes.iter().find(|n| n.stored_bytes() > 0).unwrap().clone();
-    let other = nodes
-        .iter()
-        .find(|n| n.id() != holder.id())
-        .unwrap()
-        .clone();
+    let (nodes, track, entry, holder, other) = one_copy_of_a_big_track(dir.path()).await;
     let held = holder.stored_bytes();
     let (_ep, conn, _control, _control_in, _me) = join_raw(&holder, &dir.path().join("raw")).await;
 
@@ -373,6 +363,34 @@ async fn a_reader_crying_corrupt_over_a_good_copy_costs_the_holder_nothing() {
         conn.close_reason().is_none(),
         "the claim cost the connection"
     );
+    assert!(get_whole(&other, "t").await == std::fs::read(&track).unwrap());
+    for n in &nodes {
+        n.leave().await;
+    }
+}
+
+/// Two peers and a track "t" of 6 MiB (more than a stream's window, so a holder is still
+/// sending when its reader stops reading) on one of them: (nodes, its file, its entry, the
+/// holder, the other).
+async fn one_copy_of_a_big_track(
+    dir: &std::path::Path,
+) -> (Vec<Node>, std::path::PathBuf, CatalogEntry, Node, Node) {
+    let nodes = mesh(&["a", "b"], dir, |c| c.replicas = 1).await;
+    let track = dir.join("t.wav");
+    tone_wav(&track, 48_000, 33, 0.05);
+    nodes[0].push("t", &track, |_, _| {}).await.unwrap();
+    let entry = nodes[0].entry("t").unwrap();
+    let holder = nodes.iter().find(|n| n.stored_bytes() > 0).unwrap().clone();
+    let other = nodes
+        .iter()
+        .find(|n| n.id() != holder.id())
+        .unwrap()
+        .clone();
+    (nodes, track, entry, holder, other)
+}
+
+/// The bytes of `name` as `node` gets them.
+async fn get_whole(node: &Node, name: &str) -> Vec<u8> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     let got = tokio::spawn(async move {
         let mut all = Vec::new();
@@ -381,11 +399,8 @@ async fn a_reader_crying_corrupt_over_a_good_copy_costs_the_holder_nothing() {
         }
         all
     });
-    other.get_into("t", tx).await.unwrap();
-    assert!(got.await.unwrap() == std::fs::read(&track).unwrap());
-    for n in &nodes {
-        n.leave().await;
-    }
+    node.get_into(name, tx).await.unwrap();
+    got.await.unwrap()
 }
 
 /// Reads control frames until one `pick` accepts, for up to 10 s.
@@ -604,18 +619,7 @@ async fn a_member_holding_stores_open_takes_only_its_share_of_store_slots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_asking_for_every_upload_slot_gets_only_its_share() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = mesh(&["a", "b"], dir.path(), |c| c.replicas = 1).await;
-    // 6 MiB: more than a stream's window, so a held upload stays held.
-    let track = dir.path().join("t.wav");
-    tone_wav(&track, 48_000, 33, 0.05);
-    nodes[0].push("t", &track, |_, _| {}).await.unwrap();
-    let entry = nodes[0].entry("t").unwrap();
-    let holder = nodes.iter().find(|n| n.stored_bytes() > 0).unwrap().clone();
-    let other = nodes
-        .iter()
-        .find(|n| n.id() != holder.id())
-        .unwrap()
-        .clone();
+    let (nodes, track, entry, holder, other) = one_copy_of_a_big_track(dir.path()).await;
     let (_ep, conn, _control, _control_in, _me) = join_raw(&holder, &dir.path().join("raw")).await;
 
     let mut asks = Vec::new();
@@ -651,16 +655,7 @@ async fn a_member_asking_for_every_upload_slot_gets_only_its_share() {
     assert_eq!(served, 6, "uploads the member holds");
 
     let started = std::time::Instant::now();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
-    let got = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Some(chunk) = rx.recv().await {
-            all.extend_from_slice(&chunk);
-        }
-        all
-    });
-    other.get_into("t", tx).await.unwrap();
-    assert!(got.await.unwrap() == std::fs::read(&track).unwrap());
+    assert!(get_whole(&other, "t").await == std::fs::read(&track).unwrap());
     // The held uploads give up after 10 s without progress; the get did not wait for that.
     let took = started.elapsed();
     eprintln!("the get took {took:?}");

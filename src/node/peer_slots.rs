@@ -47,7 +47,7 @@ impl PeerSlots {
         lock(&self.ledger)
     }
 
-    /// Waits for a slot. None only if the ask could not be queued (never, today).
+    /// Waits for a slot. None if the slots are dropped first (the node is going away).
     pub(crate) async fn acquire(&self, peer: PeerId) -> Option<Slot> {
         let handed = {
             let mut l = self.ledger();
